@@ -1,0 +1,98 @@
+"""The types every stage of jaxrnn shares: :class:`Cell` and :class:`Layer`.
+
+A *cell* is one recurrent step for one example; a *layer* runs over a whole sequence
+for one example. Both are NamedTuples of pure functions built by factories, in the style
+of ``optax.GradientTransformation``: nothing is stored in them but configuration, and
+parameters and state are ordinary pytrees passed in and out.
+
+Batching is always ``jax.vmap`` of these per-example functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+
+Array = jax.Array
+PRNGKey = jax.Array
+Params = Any  # a pytree: one NamedTuple per cell type, tuples for composites
+Carry = Any  # a pytree: an array (RNN, GRU) or a NamedTuple such as LSTMCarry(h, c)
+
+
+class InitFn(Protocol):
+    def __call__(self, key: PRNGKey) -> Params: ...
+
+
+class InitialCarryFn(Protocol):
+    def __call__(self, params: Params) -> Carry: ...
+
+
+class StepFn(Protocol):
+    def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]: ...
+
+
+class Cell(NamedTuple):
+    """One recurrent step for one example: ``step(params, carry, x) -> (carry, y)``.
+
+    Attributes:
+      init: ``key -> params``.
+      initial_carry: ``params -> carry`` (zeros for the built-in cells).
+      step: ``(params, carry, x) -> (carry, y)`` with ``x`` of shape ``(input_size,)``
+        and ``y`` of shape ``(output_size,)``. Pure; knows nothing of batch or time.
+      input_size: width of ``x`` (``None`` when the cell does not declare it; then
+        inputs are not validated).
+      output_size: width of ``y``.
+      diagonal: ``True`` when the cell declares an element-wise recurrence: every
+        parameter entry immediately affects one unit and ``d carry_t / d carry_{t-1}``
+        is diagonal (block-diagonal per unit). Gradient engines use it for exact RTRL
+        in O(params) per step; the declaration is checked by
+        ``jaxrnn.grad.check_diagonal``.
+
+    A user-defined cell only needs the first three fields::
+
+        cell = jaxrnn.Cell(init, initial_carry, step)
+    """
+
+    init: InitFn | Callable[[PRNGKey], Params]
+    initial_carry: InitialCarryFn | Callable[[Params], Carry]
+    step: StepFn | Callable[[Params, Carry, Array], tuple[Carry, Array]]
+    input_size: int | None = None
+    output_size: int | None = None
+    diagonal: bool = False
+
+
+class ApplyFn(Protocol):
+    def __call__(
+        self,
+        params: Params,
+        xs: Array,
+        carry: Carry | None = None,
+        *,
+        length: Array | int | None = None,
+        reset: Array | None = None,
+        key: PRNGKey | None = None,
+    ) -> tuple[Carry, Array]: ...
+
+
+class Layer(NamedTuple):
+    """A recurrent layer over one whole sequence of one example.
+
+    Attributes:
+      init: ``key -> params``.
+      initial_carry: ``params -> carry``.
+      apply: ``(params, xs, carry=None, *, length=None, reset=None, key=None)
+        -> (final_carry, ys)`` with ``xs (T, input_size)`` and ``ys (T, output_size)``.
+        ``length`` (an integer in ``[1, T]``) marks a valid prefix: the carry freezes
+        after it and padded outputs are zero. ``reset (T,)`` restarts the carry from
+        ``initial_carry`` before the steps where it is true. ``key`` enables dropout
+        (``None``: deterministic, like ``torch`` in eval mode).
+      input_size, output_size: widths of ``xs`` and ``ys``.
+    """
+
+    init: InitFn | Callable[[PRNGKey], Params]
+    initial_carry: InitialCarryFn | Callable[[Params], Carry]
+    apply: ApplyFn | Callable[..., tuple[Carry, Array]]
+    input_size: int | None = None
+    output_size: int | None = None

@@ -1,0 +1,138 @@
+"""Long short-term memory cell (``torch.nn.LSTM`` layout, optional projection: LSTMP)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.base import Cell
+from jaxrnn.cells._common import affine, check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.initializers import Initializer, pytorch_default
+
+
+class LSTMParams(NamedTuple):
+    """LSTM parameters, gates stacked in the order ``i, f, g, o``.
+
+    ``w_ih (4H, I)``, ``w_hh (4H, R)``, ``b_ih (4H,)``, ``b_hh (4H,)`` and, for LSTMP,
+    ``w_hr (P, H)``; ``R = P`` when ``proj_size = P > 0``, else ``R = H``. Absent
+    tensors (``bias=False``, ``proj_size=0``) are ``None``.
+    """
+
+    w_ih: jax.Array
+    w_hh: jax.Array
+    b_ih: jax.Array | None
+    b_hh: jax.Array | None
+    w_hr: jax.Array | None
+
+
+class LSTMCarry(NamedTuple):
+    """LSTM state for one example: ``h (R,)`` (the output) and ``c (H,)`` (the cell)."""
+
+    h: jax.Array
+    c: jax.Array
+
+
+def lstm(
+    input_size: int,
+    hidden_size: int,
+    *,
+    proj_size: int = 0,
+    bias: bool = True,
+    forget_bias: float | None = None,
+    dtype=jnp.float32,
+    input_init: Initializer | None = None,
+    recurrent_init: Initializer | None = None,
+    bias_init: Initializer | None = None,
+    proj_init: Initializer | None = None,
+) -> Cell:
+    r"""LSTM with forget gate (Hochreiter & Schmidhuber 1997; Gers et al. 2000),
+    PyTorch ``nn.LSTM`` form, with optional output projection (LSTMP, Sak et al. 2014).
+
+    For one example with ``x (I,)`` and carry ``(h (R,), c (H,))``, gate order ``i, f, g, o``:
+
+    .. math::
+
+        i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) \\
+        f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\
+        g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+        o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) \\
+        c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
+        h_t &= o_t \odot \tanh(c_t) \quad (\text{LSTMP: } h_t = W_{hr}(o_t \odot \tanh(c_t))),
+        \qquad y_t = h_t
+
+    No constant is added to the forget gate in the forward pass. ``forget_bias``
+    only changes the initial parameters: with a float ``b``, the forget block of
+    ``b_ih`` is set to ``b`` and that of ``b_hh`` to 0, so the effective forget bias at
+    initialisation is exactly ``b`` (Gers et al. 2000; Jozefowicz et al. 2015 recommend
+    1.0). The default ``None`` keeps PyTorch's initialisation unchanged.
+
+    Args:
+      input_size: ``I``. hidden_size: ``H``.
+      proj_size: ``P``; ``0`` (default) for no projection, else ``0 < P < H``.
+      bias: if ``False``, ``b_ih`` and ``b_hh`` are ``None``.
+      forget_bias: effective forget-gate bias at initialisation, or ``None`` (default,
+        PyTorch's uniform draw). Requires ``bias=True``.
+      dtype: parameter dtype.
+      input_init, recurrent_init, bias_init, proj_init: ``(key, shape, dtype) -> Array``;
+        the default for all is PyTorch's ``U(-1/sqrt(H), 1/sqrt(H))``.
+
+    Returns:
+      A :class:`~jaxrnn.Cell` with params :class:`LSTMParams`, carry
+      :class:`LSTMCarry` (zeros) and output ``y = h (R,)``.
+    """
+    check_positive_int("input_size", input_size)
+    check_positive_int("hidden_size", hidden_size)
+    dtype = check_float_dtype("dtype", dtype)
+    if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+        raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
+    if proj_size >= hidden_size:
+        raise ValueError(
+            f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}"
+        )
+    if forget_bias is not None and not bias:
+        raise ValueError("forget_bias needs bias=True")
+    H = hidden_size
+    R = proj_size or hidden_size
+
+    def init(key):
+        k_w, k_r = jax.random.split(key)
+        w = gated_weights(
+            k_w,
+            gates=4,
+            input_size=input_size,
+            hidden_size=H,
+            recurrent_size=R,
+            bias=bias,
+            dtype=dtype,
+            input_init=input_init,
+            recurrent_init=recurrent_init,
+            bias_init=bias_init,
+        )
+        if forget_bias is not None:
+            w["b_ih"] = w["b_ih"].at[H : 2 * H].set(forget_bias)
+            w["b_hh"] = w["b_hh"].at[H : 2 * H].set(0.0)
+        w_hr = None
+        if proj_size:
+            w_hr = (proj_init or pytorch_default(H))(k_r, (proj_size, H), dtype)
+        return LSTMParams(**w, w_hr=w_hr)
+
+    def initial_carry(params):
+        dt = params.w_hh.dtype
+        return LSTMCarry(jnp.zeros((R,), dt), jnp.zeros((H,), dt))
+
+    def step(params, carry, x):
+        gi, gh = affine(params.w_ih, params.b_ih, params.w_hh, params.b_hh, x, carry.h)
+        gates = gi + gh
+        i = jax.nn.sigmoid(gates[:H])
+        f = jax.nn.sigmoid(gates[H : 2 * H])
+        g = jnp.tanh(gates[2 * H : 3 * H])
+        o = jax.nn.sigmoid(gates[3 * H :])
+        c = f * carry.c + i * g
+        h = o * jnp.tanh(c)
+        if params.w_hr is not None:
+            h = params.w_hr @ h
+        return LSTMCarry(h, c), h
+
+    return Cell(init, initial_carry, step, input_size=input_size, output_size=R)
