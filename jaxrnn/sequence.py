@@ -70,7 +70,9 @@ def check_carry(carry, expected, name: str = "carry") -> None:
 
 def _check_length(length, T: int) -> None:
     if jnp.ndim(length) != 0:
-        raise ValueError(f"length must be a scalar integer in [1, {T}], got shape {jnp.shape(length)}")
+        raise ValueError(
+            f"length must be a scalar integer in [1, {T}], got shape {jnp.shape(length)}"
+        )
     if not jnp.issubdtype(jnp.result_type(length), jnp.integer):
         raise ValueError(f"length must be an integer, got dtype {jnp.result_type(length)}")
     if _is_concrete(length) and not 1 <= int(length) <= T:
@@ -362,4 +364,3 @@ def apply_batched(
     c_out, ys = jax.vmap(one, in_axes=axes)(x2, c2, l2, r2, k2)
     unflat = lambda a: a.reshape((*batch, *a.shape[1:]))  # noqa: E731
     return jax.tree_util.tree_map(unflat, c_out), unflat(ys)
-

@@ -30,10 +30,9 @@ CELL_CASES = {
     "gru_nobias": lambda dt: jaxrnn.gru(INPUT_SIZE, HIDDEN_SIZE, bias=False, dtype=dt),
     "lstm": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, dtype=dt),
     "lstm_proj": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, proj_size=2, dtype=dt),
-    "lstm_forget_bias": lambda dt: jaxrnn.lstm(
-        INPUT_SIZE, HIDDEN_SIZE, forget_bias=1.0, dtype=dt
-    ),
+    "lstm_forget_bias": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, forget_bias=1.0, dtype=dt),
     "lstm_nobias": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, bias=False, dtype=dt),
+    "indrnn": lambda dt: jaxrnn.cells.indrnn(INPUT_SIZE, HIDDEN_SIZE, dtype=dt),
 }
 
 

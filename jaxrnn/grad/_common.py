@@ -1,0 +1,291 @@
+"""Shared machinery of the gradient engines: validation, the raveled step, the
+influence-pattern probe and the one-step driver every forward-mode method uses.
+
+Conventions (used by every module in :mod:`jaxrnn.grad`):
+
+- ``theta = ravel(cell_params) (P,)`` and ``c = ravel(carry) (S,)`` via
+  :func:`jax.flatten_util.ravel_pytree`; ``f(theta, c, x) -> (c', y)`` is the raveled
+  ``cell.step``.
+- The loss at step ``t`` is ``L_t = step_loss(head, y_t, target_t)`` with
+  ``(c_t, y_t) = f(theta, c_{t-1}, x_t)``. One VJP of ``f`` with cotangent
+  ``(0, dL_t/dy_t)`` gives the *immediate* parameter gradient ``g_imm`` (``c_{t-1}``
+  held fixed) and ``g_c = dL_t/dc_{t-1}``; then, with the influence
+  ``M_{t-1} = dc_{t-1}/dtheta (S, P)``,
+
+  .. math:: \\nabla_\\theta L_t = g_{imm} + g_c M_{t-1},
+            \\qquad M_t = D_t M_{t-1} + I_t
+
+  with ``D_t = df/dc (S, S)`` and ``I_t = df/dtheta (S, P)`` at step ``t``. Every
+  method is this recursion, exact or approximated; it works for any cell, including
+  ones whose output is not part of the carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from jaxrnn.base import Cell
+from jaxrnn.sequence import check_carry, check_inputs
+
+StepLoss = Callable[[Any, jax.Array, Any], jax.Array]
+GradFn = Callable[..., tuple[jax.Array, tuple[Any, Any]]]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_params_pair(params) -> tuple[Any, Any]:
+    if not (isinstance(params, tuple) and len(params) == 2):
+        raise ValueError(
+            "params must be a pair (cell_params, head_params), got "
+            f"{type(params).__name__}"
+            + (f" of length {len(params)}" if isinstance(params, (tuple, list)) else "")
+        )
+    return params
+
+
+def check_sequence_args(cell: Cell, params, xs, targets, carry0, mask) -> int:
+    """Validate the arguments of a ``grad_fn`` call; return ``T``. Runs before tracing."""
+    cell_params, _ = check_params_pair(params)
+    check_inputs(xs, cell.input_size)
+    T = xs.shape[0]
+    leaves = jax.tree_util.tree_leaves(targets)
+    if not leaves:
+        raise ValueError("targets must be an array (or pytree of arrays) with leading axis T")
+    for leaf in leaves:
+        shape = jnp.shape(leaf)
+        if len(shape) < 1 or shape[0] != T:
+            raise ValueError(
+                f"targets must have leading axis T={T} (the length of xs), got shape {shape}"
+            )
+    if carry0 is not None:
+        check_carry(carry0, jax.eval_shape(cell.initial_carry, cell_params), name="carry0")
+    if mask is not None:
+        if jnp.shape(mask) != (T,):
+            raise ValueError(f"mask must have shape ({T},) (one flag per step), got {jnp.shape(mask)}")
+        if not isinstance(mask, jax.core.Tracer):
+            m = np.asarray(mask)
+            if not np.all((m == 0) | (m == 1)):
+                raise ValueError("mask must contain only 0/1 (or False/True)")
+    return T
+
+
+def as_mask(mask, T: int) -> jax.Array:
+    if mask is None:
+        return jnp.ones((T,), bool)
+    return jnp.asarray(mask).astype(bool)
+
+
+def select(pred, on_true, on_false):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def zeros_like_tree(tree):
+    return jax.tree_util.tree_map(jnp.zeros_like, tree)
+
+
+def tree_add(a, b):
+    return jax.tree_util.tree_map(jnp.add, a, b)
+
+
+# ------------------------------------------------------------------------ raveled cell
+
+
+class FlatCell(NamedTuple):
+    """A cell seen in raveled coordinates (built per call from the param/carry shapes).
+
+    ``f(theta (P,), c (S,), x) -> (c' (S,), y)``; ``unravel_params``/``unravel_carry``
+    invert the ravel; ``P``, ``S`` are the sizes.
+    """
+
+    f: Callable
+    unravel_params: Callable
+    unravel_carry: Callable
+    P: int
+    S: int
+
+
+def flat_cell(cell: Cell, cell_params, carry) -> tuple[FlatCell, jax.Array, jax.Array]:
+    """``(FlatCell, theta, c)`` for ``cell`` at ``cell_params`` and ``carry``."""
+    theta, unravel_p = ravel_pytree(cell_params)
+    c, unravel_c = ravel_pytree(carry)
+
+    def f(th, cc, x):
+        new_c, y = cell.step(unravel_p(th), unravel_c(cc), x)
+        return ravel_pytree(new_c)[0], y
+
+    return FlatCell(f, unravel_p, unravel_c, theta.size, c.size), theta, c
+
+
+def initial_influence(cell: Cell, fc: FlatCell, theta):
+    """``M_0 = d ravel(initial_carry(params)) / d theta`` (zeros for the built-in cells)."""
+    return jax.jacrev(lambda th: ravel_pytree(cell.initial_carry(fc.unravel_params(th)))[0])(
+        theta
+    )
+
+
+# --------------------------------------------------------------------- pattern probe
+
+
+class Pattern(NamedTuple):
+    """Sparsity pattern of the immediate influence, compressed per parameter.
+
+    ``units (K, P)`` int: the carry entries each parameter touches (padded);
+    ``valid (K, P)`` bool; ``diag_D``: whether ``D_t`` is diagonal; ``K`` the most
+    carry entries any parameter touches in one step (or through ``M_0``).
+    """
+
+    units: np.ndarray
+    valid: np.ndarray
+    diag_D: bool
+    K: int
+
+
+_PATTERNS: dict = {}
+
+
+def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, seed: int = 0):
+    """Structural sparsity of ``I_t`` (and ``M_0``) and of ``D_t`` from dense Jacobians
+    at ``draws`` random points (parameters, carry and input all ~ N(0, 1)).
+
+    Runs eagerly (``jax.ensure_compile_time_eval``) on shapes only, so it can be called
+    while tracing; the cost is ``draws`` dense Jacobians, paid once per trace.
+    """
+    cache_key = (cell.step, cell.initial_carry, fc.S, fc.P, x.shape, str(theta.dtype),
+                 str(c.dtype), str(x.dtype), draws, seed)
+    if cache_key in _PATTERNS:
+        return _PATTERNS[cache_key]
+    th_dt, c_dt, x_dt = theta.dtype, c.dtype, x.dtype
+
+    @jax.jit
+    def accumulate():
+        def body(i, acc):
+            acc_I, acc_D = acc
+            kt, kc, kx = jax.random.split(jax.random.fold_in(jax.random.key(seed), i), 3)
+            th = jax.random.normal(kt, (fc.P,), th_dt)
+            cc = jax.random.normal(kc, (fc.S,), c_dt)
+            xx = jax.random.normal(kx, x.shape, x_dt)
+            I = jax.jacrev(lambda t: fc.f(t, cc, xx)[0])(th)
+            D = jax.jacfwd(lambda k: fc.f(th, k, xx)[0])(cc)
+            M0 = initial_influence(cell, fc, th)
+            return acc_I + jnp.abs(I) + jnp.abs(M0), acc_D + jnp.abs(D)
+
+        zero = (jnp.zeros((fc.S, fc.P), th_dt), jnp.zeros((fc.S, fc.S), c_dt))
+        return jax.lax.fori_loop(0, draws, body, zero)
+
+    with jax.ensure_compile_time_eval():
+        acc_I, acc_D = accumulate()
+    pat_I = np.asarray(acc_I) > 0
+    pat_D = np.asarray(acc_D) > 0
+    nnz = pat_I.sum(0)
+    K = max(int(nnz.max()) if nnz.size else 1, 1)
+    order = np.argsort(~pat_I, axis=0, kind="stable")[:K]  # touched rows first
+    valid = np.take_along_axis(pat_I, order, axis=0)
+    units = np.where(valid, order, 0)
+    diag_D = bool(np.all(pat_D[~np.eye(fc.S, dtype=bool)] == 0))
+    pattern = Pattern(units.astype(np.int32), valid, diag_D, K)
+    _PATTERNS[cache_key] = pattern
+    return pattern
+
+
+# --------------------------------------------------------------------- method driver
+
+
+class Method(NamedTuple):
+    """A forward-mode gradient method: a trace carried beside the carry.
+
+    - ``init(ctx, theta, c0, M0 | None, key) -> trace``
+    - ``history(ctx, trace, g_c, g_y) -> (P,)``: the part of ``dL_t/dtheta`` that flows
+      through ``c_{t-1}`` (``g_c M_{t-1}`` exactly, or its approximation).
+    - ``update(ctx, theta, c, x, trace, key) -> trace`` (``M_{t-1} -> M_t``).
+    - ``prepare(cell, fc, theta, c, x) -> ctx``: static per-trace context (patterns).
+    """
+
+    init: Callable
+    history: Callable
+    update: Callable
+    prepare: Callable
+    needs_key: bool = False
+
+
+def method_step(method: Method, ctx, fc: FlatCell, step_loss, theta, head, c, trace, x, tgt, key):
+    """One step of a forward-mode method at fixed ``theta``.
+
+    Returns ``(c_new, trace_new, loss_t, g_cell (P,), g_head)``.
+    """
+    (c_new, y), vjp = jax.vjp(lambda th, cc: fc.f(th, cc, x), theta, c)
+    loss, (g_head, g_y) = jax.value_and_grad(step_loss, argnums=(0, 1))(head, y, tgt)
+    g_imm, g_c = vjp((jnp.zeros_like(c_new), g_y))
+    g = g_imm + method.history(ctx, trace, g_c, g_y)
+    trace_new = method.update(ctx, theta, c, x, trace, key)
+    return c_new, trace_new, loss, g, g_head
+
+
+def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
+    """Build the offline ``grad_fn`` of a forward-mode method (parameters frozen)."""
+
+    @jax.jit
+    def run(params, xs, targets, carry0, mask, key):
+        cell_params, head = params
+        from_init = carry0 is None
+        carry = cell.initial_carry(cell_params) if from_init else carry0
+        fc, theta, c = flat_cell(cell, cell_params, carry)
+        ctx = method.prepare(cell, fc, theta, c, xs[0])
+        M0 = initial_influence(cell, fc, theta) if from_init else None
+        T = xs.shape[0]
+        if method.needs_key:
+            k0, key = jax.random.split(key)
+            keys = jax.random.split(key, T)
+        else:
+            k0, keys = None, None
+        trace = method.init(ctx, theta, c, M0, k0)
+
+        def body(state, inp):
+            c, trace, g_acc, h_acc, l_acc = state
+            x, tgt, m, k = inp
+            c_new, trace_new, loss, g, gh = method_step(
+                method, ctx, fc, step_loss, theta, head, c, trace, x, tgt, k
+            )
+            c = jnp.where(m, c_new, c)
+            trace = select(m, trace_new, trace)
+            g_acc = g_acc + jnp.where(m, g, jnp.zeros_like(g))
+            h_acc = tree_add(h_acc, select(m, gh, zeros_like_tree(gh)))
+            l_acc = l_acc + jnp.where(m, loss, jnp.zeros_like(loss))
+            return (c, trace, g_acc, h_acc, l_acc), None
+
+        loss0 = jax.eval_shape(
+            step_loss, head, jax.eval_shape(fc.f, theta, c, xs[0])[1], _index(targets, 0)
+        )
+        state = (
+            c,
+            trace,
+            jnp.zeros_like(theta),
+            zeros_like_tree(head),
+            jnp.zeros(loss0.shape, loss0.dtype),
+        )
+        (_, _, g, gh, loss), _ = jax.lax.scan(body, state, (xs, targets, mask, keys))
+        return loss, (fc.unravel_params(g), gh)
+
+    def grad_fn(params, xs, targets, carry0=None, *, mask=None, key=None):
+        T = check_sequence_args(cell, params, xs, targets, carry0, mask)
+        if method.needs_key and key is None:
+            raise ValueError("this method is stochastic: pass key=jax.random.key(...)")
+        return run(params, xs, targets, carry0, as_mask(mask, T), key)
+
+    return grad_fn
+
+
+def _index(tree, i):
+    return jax.tree_util.tree_map(lambda a: a[i], tree)

@@ -1,0 +1,89 @@
+r"""RFLO: random-feedback local online learning (Murray, eLife 2019), symmetric feedback.
+
+For an Elman-type cell (carry ``h`` a single array, output ``y_t = h_t``, every
+parameter entry immediately affecting one unit ``u(j)``) RFLO drops the propagation of
+the influence through the recurrent weights and keeps a leaky trace of the immediate
+Jacobian, with the shape of the parameters:
+
+.. math::
+
+    B_t = (1 - \alpha) B_{t-1} + i_t, \qquad i_t = \mathbf{1}^\top I_t
+    \quad(\text{Elman: } i_{t,ij} = \phi'(a_{t,i})\, \hat a_{t-1,j}),
+
+    \nabla_\theta L_t \approx \delta_t[u] \odot B_t, \qquad
+    \delta_t = \frac{\partial L_t}{\partial h_t}.
+
+For Murray's leaky network ``h_t = (1-alpha) h_{t-1} + alpha phi(W h_{t-1} + U x_t + b)``
+the immediate Jacobian is ``alpha phi'(a_t) a_hat^T`` and this is exactly his update
+``B_t = (1-alpha) B_{t-1} + alpha phi'(a_t) a_hat^T``; equivalently, RFLO approximates
+``D_t`` by ``(1-alpha) Id``. Only symmetric feedback (the true ``delta_t`` through the
+readout) is implemented; Murray's random feedback matrix is not.
+
+With ``alpha = 1`` the trace is the immediate Jacobian alone and RFLO is exactly
+TBPTT(1) (one-step truncated BPTT). Bias and variance: deterministic, biased (all
+recurrent credit assignment through ``W`` is dropped; a 1-step method). Cost:
+``O(P)`` time and memory per step (one VJP with a ones cotangent).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn.base import Cell
+from jaxrnn.grad._common import GradFn, Method, StepLoss, forward_grad_fn, probe_pattern
+
+__all__ = ["rflo", "rflo_method"]
+
+
+def _check_alpha(alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def rflo_method(alpha: float = 1.0) -> Method:
+    """RFLO as a :class:`~jaxrnn.grad._common.Method` (compressed trace ``B (P,)``)."""
+    alpha = _check_alpha(alpha)
+
+    def prepare(cell, fc, theta, c, x):
+        y = jax.eval_shape(fc.f, theta, c, x)[1]
+        if y.shape != c.shape:
+            raise ValueError(
+                "rflo needs an Elman-type cell whose output is its carry "
+                f"(y shape {y.shape} must equal the raveled carry shape {c.shape})"
+            )
+        pat = probe_pattern(cell, fc, theta, c, x)
+        if pat.K > 1:
+            raise ValueError(
+                f"rflo needs an Elman-type cell: a parameter touches {pat.K} carry entries "
+                "in one step (at most 1 allowed)"
+            )
+        return fc, jnp.asarray(pat.units[0])
+
+    def init(ctx, theta, c, M0, key):
+        return jnp.zeros_like(theta)
+
+    def history(ctx, B, g_c, g_y):
+        _, u = ctx
+        return (1.0 - alpha) * g_y[u] * B
+
+    def update(ctx, theta, c, x, B, key):
+        fc, _ = ctx
+        _, vjp = jax.vjp(lambda th: fc.f(th, c, x)[0], theta)
+        (i_t,) = vjp(jnp.ones_like(c))
+        return (1.0 - alpha) * B + i_t
+
+    return Method(init, history, update, prepare)
+
+
+def rflo(cell: Cell, step_loss: StepLoss, *, alpha: float = 1.0) -> GradFn:
+    """RFLO gradient function, same call as :func:`jaxrnn.grad.rtrl`.
+
+    Args:
+      cell: an Elman-type cell (``y_t`` is the carry ``h_t``; each parameter entry feeds
+        one unit). Checked when traced (``ValueError`` otherwise).
+      step_loss: ``(head_params, y_t, target_t) -> scalar``.
+      alpha: leak ``dt / tau`` in ``(0, 1]``; ``1`` gives TBPTT(1).
+    """
+    return forward_grad_fn(cell, step_loss, rflo_method(alpha))

@@ -1,0 +1,499 @@
+r"""PyTorch-shaped recurrent layers: :class:`RNN`, :class:`GRU`, :class:`LSTM`.
+
+These mirror ``torch.nn.RNN``, ``torch.nn.GRU`` and ``torch.nn.LSTM``: the same
+constructor arguments, the same input and state shapes, the same return values and the
+same parameter layout, so code and weights move between the two without reshuffling
+(see :mod:`jaxrnn.interop.torch`). They are thin: each object holds its static
+configuration and a :class:`~jaxrnn.Layer` built from :mod:`jaxrnn.sequence`
+(``stack`` of ``bidirectional`` / one-direction ``recurrent`` layers of the built-in
+cells), batched by ``jax.vmap`` through :func:`jaxrnn.sequence.apply_batched`. There is
+no second scan here.
+
+Example::
+
+    lstm = jaxrnn.nn.LSTM(10, 20, num_layers=2, bidirectional=True)
+    params = lstm.init(jax.random.key(0))
+    x = jnp.ones((7, 3, 10))                       # (T, B, I)
+    output, (h_n, c_n) = jax.jit(lstm.apply)(params, x)
+    # output (7, 3, 40), h_n (4, 3, 20), c_n (4, 3, 20)
+
+Shapes (``D = 2`` if ``bidirectional`` else ``1``; ``H_out = proj_size`` if
+``proj_size > 0`` else ``hidden_size``; ``L = num_layers``):
+
+==========  =====================================  =================================
+argument    batched                                unbatched
+==========  =====================================  =================================
+``x``       ``(T, B, I)``, ``(B, T, I)`` if         ``(T, I)``
+            ``batch_first``
+``h_0``     ``(L*D, B, H_out)``                    ``(L*D, H_out)``
+``c_0``     ``(L*D, B, hidden_size)`` (LSTM)       ``(L*D, hidden_size)``
+``output``  ``(T, B, D*H_out)`` or batch first     ``(T, D*H_out)``
+``h_n``     like ``h_0``                           like ``h_0``
+``c_n``     like ``c_0``                           like ``c_0``
+==========  =====================================  =================================
+
+``batch_first`` only affects ``x`` and ``output``, never the states (as in PyTorch).
+
+Parameters are a tuple over layers of a tuple over directions (``(forward,)`` or
+``(forward, backward)``) of the cell's params NamedTuple, so ``params[k][d]`` holds
+PyTorch's ``weight_ih_l{k}{sfx}``, ``weight_hh_l{k}{sfx}``, ``bias_ih_l{k}{sfx}``,
+``bias_hh_l{k}{sfx}`` and (LSTM with projections) ``weight_hr_l{k}{sfx}`` as the fields
+``w_ih, w_hh, b_ih, b_hh, w_hr``, with ``sfx = "_reverse"`` for ``d = 1``. Row ``k*D + d``
+of ``h_0``/``h_n``/``c_0``/``c_n`` belongs to ``params[k][d]``.
+
+Variable lengths: ``lengths (B,)`` gives the numbers of
+``pad_packed_sequence(rnn(pack_padded_sequence(x, lengths, enforce_sorted=False), hx),
+total_length=T)``: outputs at ``t >= lengths[b]`` are zero, the forward ``h_n``/``c_n``
+are the states after step ``lengths[b] - 1`` and the reverse ones after reading
+``t = 0`` (the reverse direction starts at ``lengths[b] - 1``). The output keeps ``T``
+steps (PyTorch without ``total_length`` trims to ``max(lengths)``), so nothing is
+recompiled per length.
+
+Dropout (Srivastava et al. 2014; placed between stacked layers as in Zaremba et al.
+2014 and PyTorch): with ``dropout > 0`` and a ``key`` passed to ``apply``, every output
+of layers ``0 .. L-2`` is zeroed with probability ``dropout`` and the survivors scaled
+by ``1/(1 - dropout)`` (PyTorch's training mode); without a key nothing is dropped
+(evaluation mode).
+
+The cells' equations (gate orders LSTM ``i, f, g, o``, GRU ``r, z, n`` with the reset
+applied to ``W_hn h + b_hn``) are in :func:`jaxrnn.rnn`, :func:`jaxrnn.gru` and
+:func:`jaxrnn.lstm`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn.base import Array, Carry, Cell, Layer, Params, PRNGKey
+from jaxrnn.cells import LSTMCarry, gru, lstm, rnn
+from jaxrnn.sequence import apply_batched, bidirectional, check_dropout, recurrent, stack
+
+__all__ = ["GRU", "LSTM", "RNN"]
+
+
+def _one_direction(cell: Cell) -> Layer:
+    """``recurrent(cell)`` with params and carry wrapped in 1-tuples ``(forward,)``.
+
+    So that every layer of a :mod:`jaxrnn.nn` stack has params ``(forward,)`` or
+    ``(forward, backward)``, whatever ``bidirectional`` is.
+    """
+    inner = recurrent(cell)
+
+    def init(key):
+        return (inner.init(key),)
+
+    def initial_carry(params):
+        return (inner.initial_carry(params[0]),)
+
+    def apply(params, xs, carry=None, *, length=None, reset=None, key=None):
+        c, ys = inner.apply(
+            params[0], xs, None if carry is None else carry[0], length=length, reset=reset
+        )
+        return (c,), ys
+
+    return Layer(init, initial_carry, apply, inner.input_size, inner.output_size)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
+def _shape_str(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+@dataclasses.dataclass(frozen=True)
+class _RNNBase:
+    """Shared machinery of :class:`RNN`, :class:`GRU` and :class:`LSTM` (not public)."""
+
+    _name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        _check_positive_int("input_size", self.input_size)
+        _check_positive_int("hidden_size", self.hidden_size)
+        _check_positive_int("num_layers", self.num_layers)
+        _check_bool("bias", self.bias)
+        _check_bool("batch_first", self.batch_first)
+        _check_bool("bidirectional", self.bidirectional)
+        object.__setattr__(self, "dropout", check_dropout(self.dropout))
+        p = self.proj_size
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0:
+            raise ValueError(f"proj_size must be a non-negative integer, got {p!r}")
+        if p and self._name != "LSTM":
+            raise ValueError(
+                f"proj_size is only supported for LSTM, not {self._name}; got proj_size={p}"
+            )
+        if p >= self.hidden_size:
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {p}"
+            )
+        dtype = jnp.dtype(self.dtype)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+        object.__setattr__(self, "dtype", dtype)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn(
+                "dropout only acts between stacked layers, so it has no effect with "
+                f"num_layers=1 (got dropout={self.dropout})",
+                stacklevel=3,
+            )
+        cells = []
+        for k in range(self.num_layers):
+            in_size = self.input_size if k == 0 else self.num_directions * self.output_size
+            cells.append(tuple(self._make_cell(in_size) for _ in range(self.num_directions)))
+        cells = tuple(cells)
+        layers = [
+            bidirectional(c[0], c[1]) if self.bidirectional else _one_direction(c[0]) for c in cells
+        ]
+        object.__setattr__(self, "_cells", cells)
+        object.__setattr__(self, "_layer", stack(*layers, dropout=self.dropout))
+        # Abstract params, for validating what apply() is given (no arrays allocated).
+        object.__setattr__(
+            self, "_param_shapes", jax.eval_shape(self._layer.init, jax.random.key(0))
+        )
+
+    # ---------------------------------------------------------------- configuration
+
+    def _make_cell(self, in_size: int) -> Cell:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def num_directions(self) -> int:
+        """``D``: 2 if bidirectional else 1."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """``H_out``: ``proj_size`` if it is positive, else ``hidden_size``."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def cells(self) -> tuple[tuple[Cell, ...], ...]:
+        """The :class:`~jaxrnn.Cell` of each layer and direction: ``cells[k][d]``."""
+        return self._cells
+
+    @property
+    def layer(self) -> Layer:
+        """The underlying :class:`~jaxrnn.Layer` (one example, ``xs (T, I)``).
+
+        Its params are exactly this object's params; its carry is a tuple over layers
+        of a tuple over directions of cell carries.
+        """
+        return self._layer
+
+    # ------------------------------------------------------------------- init / apply
+
+    def init(self, key: PRNGKey) -> Params:
+        """Draw params with PyTorch's default ``U(-1/sqrt(H), 1/sqrt(H))`` for every tensor.
+
+        Returns a tuple over layers of a tuple over directions of the cell's params
+        NamedTuple (see the module docstring for the mapping to PyTorch names).
+        """
+        return self._layer.init(key)
+
+    def initial_state(self, batch_size: int | None = None) -> Any:
+        """Zero ``hx`` as PyTorch uses when it is not given: ``h_0`` (and ``(h_0, c_0)``).
+
+        ``batch_size=None`` gives the unbatched shapes ``(L*D, H_out)``.
+        """
+        b = () if batch_size is None else (batch_size,)
+        n = self.num_layers * self.num_directions
+        h = jnp.zeros((n, *b, self.output_size), self.dtype)
+        if self._name == "LSTM":
+            return h, jnp.zeros((n, *b, self.hidden_size), self.dtype)
+        return h
+
+    def _check_params(self, params: Params) -> None:
+        want = jax.tree_util.tree_structure(self._param_shapes)
+        got = jax.tree_util.tree_structure(params)
+        if want != got:
+            raise ValueError(
+                f"params must be a tuple over {self.num_layers} layers of a tuple over "
+                f"{self.num_directions} directions of cell params; expected structure "
+                f"{want}, got {got}"
+            )
+        paths = jax.tree_util.tree_leaves_with_path(self._param_shapes)
+        for (path, w), a in zip(paths, jax.tree_util.tree_leaves(params)):
+            if jnp.shape(a) != w.shape:
+                raise ValueError(
+                    f"params{jax.tree_util.keystr(path)} must have shape "
+                    f"{_shape_str(w.shape)}, got {_shape_str(jnp.shape(a))}"
+                )
+
+    def _check_x(self, x) -> tuple[int, int | None]:
+        """Validate ``x``; return ``(T, B)`` with ``B = None`` for unbatched input."""
+        I = self.input_size
+        lead = "(B, T, " if self.batch_first else "(T, B, "
+        expect = f"{lead}{I}) or (T, {I})"
+        shape = getattr(x, "shape", None)
+        dtype = getattr(x, "dtype", None)
+        if shape is None or dtype is None:
+            raise ValueError(f"x must be an array of shape {expect}, got {type(x).__name__}")
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"x must have a floating dtype, got {dtype}")
+        if len(shape) not in (2, 3):
+            raise ValueError(
+                f"x must be 3-D {lead}{I}) or 2-D (T, {I}), got {len(shape)}-D "
+                f"shape {_shape_str(shape)}"
+            )
+        if shape[-1] != I:
+            raise ValueError(
+                f"x must have shape {expect} (input_size={I}), got {_shape_str(shape)}"
+            )
+        if len(shape) == 2:
+            T, B = shape[0], None
+        else:
+            T, B = (shape[1], shape[0]) if self.batch_first else (shape[0], shape[1])
+        if T < 1:
+            raise ValueError(f"x must have at least one time step, got {_shape_str(shape)}")
+        if B is not None and B < 1:
+            raise ValueError(f"x must have a batch of at least one, got {_shape_str(shape)}")
+        return T, B
+
+    def _check_state(self, name: str, a, width: int, B: int | None) -> None:
+        n = self.num_layers * self.num_directions
+        want = (n, width) if B is None else (n, B, width)
+        shape = getattr(a, "shape", None)
+        dtype = getattr(a, "dtype", None)
+        if shape is None or dtype is None:
+            raise ValueError(f"{name} must be an array of shape {_shape_str(want)}, got {a!r}")
+        if tuple(shape) != want:
+            layout = "(num_layers*D, H)" if B is None else "(num_layers*D, B, H)"
+            raise ValueError(
+                f"{name} must have shape {_shape_str(want)} = {layout}, got {_shape_str(shape)}"
+            )
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"{name} must have a floating dtype, got {dtype}")
+
+    def _hx_to_carry(self, hx, B: int | None) -> Carry:
+        """``h_0`` (and ``c_0``) in PyTorch layout -> nested carry ``[k][d]``."""
+        if self._name == "LSTM":
+            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                raise ValueError(f"hx must be a pair (h_0, c_0) for LSTM, got {type(hx).__name__}")
+            h0, c0 = hx
+            self._check_state("h_0", h0, self.output_size, B)
+            self._check_state("c_0", c0, self.hidden_size, B)
+        else:
+            h0, c0 = hx, None
+            self._check_state("h_0", h0, self.output_size, B)
+        D = self.num_directions
+        carry = []
+        for k in range(self.num_layers):
+            dirs = []
+            for d in range(D):
+                i = k * D + d
+                dirs.append(h0[i] if c0 is None else LSTMCarry(h0[i], c0[i]))
+            carry.append(tuple(dirs))
+        return tuple(carry)
+
+    def _carry_to_hx(self, carry: Carry):
+        """Nested carry ``[k][d]`` -> ``h_n`` (and ``(h_n, c_n)``) in PyTorch layout."""
+        flat = [c for layer in carry for c in layer]
+        if self._name == "LSTM":
+            return jnp.stack([c.h for c in flat]), jnp.stack([c.c for c in flat])
+        return jnp.stack(flat)
+
+    def _check_lengths(self, lengths, T: int, B: int | None):
+        if not hasattr(lengths, "shape"):
+            lengths = np.asarray(lengths)
+        want = () if B is None else (B,)
+        if tuple(lengths.shape) != want:
+            what = "a scalar for unbatched x" if B is None else f"shape ({B},) (one per sequence)"
+            raise ValueError(f"lengths must have {what}, got shape {_shape_str(lengths.shape)}")
+        if not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise ValueError(f"lengths must have an integer dtype, got {lengths.dtype}")
+        if not isinstance(lengths, jax.core.Tracer):
+            v = np.asarray(lengths)
+            if v.size and (v.min() < 1 or v.max() > T):
+                raise ValueError(f"lengths must be in [1, {T}] (T = {T}), got {v.tolist()}")
+        return jnp.asarray(lengths)
+
+    def apply(
+        self,
+        params: Params,
+        x: Array,
+        hx: Any = None,
+        *,
+        lengths: Array | None = None,
+        key: PRNGKey | None = None,
+    ):
+        """Run the layer like ``torch.nn.{RNN,GRU,LSTM}.forward``.
+
+        Args:
+          params: from :meth:`init` or :func:`jaxrnn.from_torch`.
+          x: ``(T, B, I)`` (``(B, T, I)`` if ``batch_first``) or unbatched ``(T, I)``.
+          hx: ``h_0`` (RNN, GRU) or ``(h_0, c_0)`` (LSTM), shapes as in the module
+            docstring; ``None`` means zeros.
+          lengths: optional integer ``(B,)`` (a scalar for unbatched ``x``) in ``[1, T]``:
+            the valid length of each sequence, like ``pack_padded_sequence(...,
+            enforce_sorted=False)``; padded outputs are zero.
+          key: PRNG key enabling inter-layer dropout (training mode); ``None``: none.
+
+        Returns:
+          ``(output, h_n)`` for RNN and GRU, ``(output, (h_n, c_n))`` for LSTM.
+
+        Raises:
+          ValueError: on a bad shape or dtype of ``x``, ``hx``, ``lengths`` or ``params``
+            (in Python, on static shapes, before any tracing).
+        """
+        T, B = self._check_x(x)
+        self._check_params(params)
+        carry = None if hx is None else self._hx_to_carry(hx, B)
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, T, B)
+        if B is None:
+            carry, ys = self._layer.apply(params, x, carry, length=lengths, key=key)
+        else:
+            xs = x if self.batch_first else jnp.swapaxes(x, 0, 1)
+            carry, ys = apply_batched(self._layer, params, xs, carry, length=lengths, key=key)
+            if not self.batch_first:
+                ys = jnp.swapaxes(ys, 0, 1)
+        return ys, self._carry_to_hx(carry)
+
+    __call__ = apply
+
+
+@dataclasses.dataclass(frozen=True)
+class RNN(_RNNBase):
+    r"""Multi-layer Elman RNN with the interface of ``torch.nn.RNN``.
+
+    Per layer and direction (:func:`jaxrnn.rnn`, Elman 1990):
+    ``h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` with ``phi = tanh`` or ``relu``;
+    the input of layer ``k > 0`` is the (dropped-out) output of layer ``k - 1``.
+
+    Args (positional order as in PyTorch):
+      input_size: ``I``. hidden_size: ``H``.
+      num_layers: number of stacked layers (``>= 1``).
+      nonlinearity: ``"tanh"`` or ``"relu"``.
+      bias: if ``False``, no ``b_ih``/``b_hh`` (they are ``None`` in params).
+      batch_first: ``x`` and ``output`` are ``(B, T, ...)``.
+      dropout: inter-layer dropout probability in ``[0, 1)``.
+      bidirectional: add a reverse direction (Schuster & Paliwal 1997).
+      proj_size: must be 0 (PyTorch accepts the argument and rejects nonzero values).
+      dtype: parameter dtype.
+
+    ``apply(params, x, h_0=None, *, lengths=None, key=None) -> (output, h_n)``; see the
+    module docstring for shapes.
+    """
+
+    _name: ClassVar[str] = "RNN"
+
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    nonlinearity: str = "tanh"
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    proj_size: int = 0
+    dtype: Any = jnp.float32
+    _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {self.nonlinearity!r}")
+        super().__post_init__()
+
+    def _make_cell(self, in_size: int) -> Cell:
+        return rnn(
+            in_size,
+            self.hidden_size,
+            nonlinearity=self.nonlinearity,
+            bias=self.bias,
+            dtype=self.dtype,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class GRU(_RNNBase):
+    r"""Multi-layer GRU with the interface of ``torch.nn.GRU``.
+
+    Per layer and direction (:func:`jaxrnn.gru`, Cho et al. 2014, gate order ``r, z, n``)::
+
+        r = sigma(W_ir x + b_ir + W_hr h + b_hr)
+        z = sigma(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        h' = (1 - z) * n + z * h
+
+    Args (positional order as in PyTorch): ``input_size, hidden_size, num_layers=1,
+    bias=True, batch_first=False, dropout=0.0, bidirectional=False``; keyword
+    ``proj_size`` (must be 0) and ``dtype``. See :class:`RNN` for their meaning.
+
+    ``apply(params, x, h_0=None, *, lengths=None, key=None) -> (output, h_n)``.
+    """
+
+    _name: ClassVar[str] = "GRU"
+
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    proj_size: int = 0
+    dtype: Any = jnp.float32
+    _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+
+    def _make_cell(self, in_size: int) -> Cell:
+        return gru(in_size, self.hidden_size, bias=self.bias, dtype=self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTM(_RNNBase):
+    r"""Multi-layer LSTM (optionally with projections) with the interface of ``torch.nn.LSTM``.
+
+    Per layer and direction (:func:`jaxrnn.lstm`; Hochreiter & Schmidhuber 1997, forget
+    gate Gers et al. 2000, projection Sak et al. 2014; gate order ``i, f, g, o``)::
+
+        i = sigma(W_ii x + b_ii + W_hi h + b_hi)
+        f = sigma(W_if x + b_if + W_hf h + b_hf)
+        g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+        o = sigma(W_io x + b_io + W_ho h + b_ho)
+        c' = f * c + i * g
+        h' = o * tanh(c')            (proj_size > 0: h' = W_hr (o * tanh(c')))
+
+    Args (positional order as in PyTorch): ``input_size, hidden_size, num_layers=1,
+    bias=True, batch_first=False, dropout=0.0, bidirectional=False, proj_size=0``;
+    keyword ``dtype``. ``proj_size = P`` must satisfy ``0 <= P < hidden_size``.
+
+    ``apply(params, x, (h_0, c_0)=None, *, lengths=None, key=None)
+    -> (output, (h_n, c_n))``; ``h`` has width ``P`` (if ``P > 0``) and ``c`` width ``H``.
+    """
+
+    _name: ClassVar[str] = "LSTM"
+
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    proj_size: int = 0
+    dtype: Any = jnp.float32
+    _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+
+    def _make_cell(self, in_size: int) -> Cell:
+        return lstm(
+            in_size, self.hidden_size, proj_size=self.proj_size, bias=self.bias, dtype=self.dtype
+        )

@@ -1,0 +1,501 @@
+"""Training with optax: a pure compiled train step, a ``fit`` loop, gradient methods.
+
+- :func:`default_optimizer`: ``optax.chain(clip_by_global_norm(c), adam(lr))``; clipping
+  the global gradient norm (Pascanu et al. 2013) is what seed 001 recommends against
+  exploding gradients.
+- :func:`make_train_step`: ``train_step(params, opt_state, batch, key) -> (params,
+  opt_state, metrics)`` from a loss ``loss_fn(params, batch, key) -> (loss, metrics)``
+  and any ``optax.GradientTransformation``; gradients by ``jax.value_and_grad`` (BPTT
+  through the scan) unless a ``grad_fn`` is given.
+- :func:`batch_sampler`: the batch at step ``s`` is a pure function of ``(seed, s)``
+  (epoch-wise permutations), so training resumed from a checkpoint sees exactly the
+  batches an uninterrupted run sees.
+- :func:`fit`: the loop, with a tqdm bar, periodic evaluation, a metrics history, early
+  stopping and atomic checkpoints (:mod:`jaxrnn.checkpoint`) of params, optimizer state,
+  step and PRNG key; ``resume=True`` continues bit-identically.
+- :func:`gradient_methods`: the registry of sequence-gradient methods with the
+  ``jaxrnn.grad`` signature ``factory(cell, step_loss, **options) -> grad_fn``,
+  ``grad_fn((cell_params, head_params), xs, targets, carry0=None) -> (loss, (cell_grads,
+  head_grads))``; taken from :mod:`jaxrnn.grad` when it is available, with BPTT and
+  truncated BPTT defined here as a fallback.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jaxrnn.base import Array, Cell, Params, PRNGKey
+from jaxrnn.checkpoint import load_checkpoint, save_checkpoint
+from jaxrnn.sequence import scan
+
+__all__ = [
+    "OPTIMIZERS",
+    "EarlyStopping",
+    "FitResult",
+    "TrainState",
+    "batch_sampler",
+    "default_optimizer",
+    "evaluate_batched",
+    "fit",
+    "gradient_methods",
+    "make_optimizer",
+    "make_train_step",
+]
+
+Batch = Mapping[str, Any]
+LossFn = Callable[[Params, Batch, PRNGKey], tuple[Array, dict]]
+
+OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "sgd": optax.sgd,
+    "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
+    "rmsprop": optax.rmsprop,
+    "adagrad": optax.adagrad,
+}
+
+
+def make_optimizer(
+    name: str = "adam",
+    learning_rate: float = 1e-3,
+    *,
+    clip_norm: float | None = 1.0,
+    decay_steps: int | None = None,
+) -> optax.GradientTransformation:
+    """``optax.chain(clip_by_global_norm(clip_norm), <name>(learning_rate))``.
+
+    ``name`` is one of :data:`OPTIMIZERS`; ``clip_norm=None`` (or 0) drops the clipping.
+    With ``decay_steps`` the learning rate follows
+    ``optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=0.01)``.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    lr = learning_rate
+    if decay_steps:
+        lr = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=0.01)
+    opt = OPTIMIZERS[name](lr)
+    if clip_norm:
+        if clip_norm < 0:
+            raise ValueError(f"clip_norm must be positive or None, got {clip_norm}")
+        return optax.chain(optax.clip_by_global_norm(clip_norm), opt)
+    return opt
+
+
+def default_optimizer(
+    learning_rate: float = 1e-3, clip_norm: float | None = 1.0
+) -> optax.GradientTransformation:
+    """Global-norm clipping at ``clip_norm`` then Adam (Kingma & Ba 2015)."""
+    return make_optimizer("adam", learning_rate, clip_norm=clip_norm)
+
+
+# ------------------------------------------------------------------------- train step
+
+
+def make_train_step(
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+    *,
+    grad_fn: Callable[[Params, Batch, PRNGKey], tuple[Array, dict, Params]] | None = None,
+    jit: bool = True,
+) -> Callable[[Params, Any, Batch, PRNGKey], tuple[Params, Any, dict]]:
+    """A pure ``train_step(params, opt_state, batch, key) -> (params, opt_state, metrics)``.
+
+    Args:
+      loss_fn: ``(params, batch, key) -> (loss, metrics)`` (``metrics`` a dict of scalars;
+        ``key`` for dropout or sampling).
+      optimizer: any ``optax.GradientTransformation``.
+      grad_fn: optional ``(params, batch, key) -> (loss, metrics, grads)`` replacing
+        ``jax.value_and_grad(loss_fn, has_aux=True)`` (e.g. an RTRL gradient).
+      jit: compile with ``jax.jit``.
+
+    ``metrics`` returned contains ``"loss"`` and ``"grad_norm"`` (global norm before the
+    optimizer) plus the loss's own metrics.
+    """
+
+    def step(params, opt_state, batch, key):
+        if grad_fn is None:
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key)
+        else:
+            loss, metrics, grads = grad_fn(params, batch, key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+        return params, opt_state, metrics
+
+    return jax.jit(step) if jit else step
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def _num_examples(data: Mapping[str, np.ndarray]) -> int:
+    sizes = {k: len(v) for k, v in data.items()}
+    if not sizes or len(set(sizes.values())) != 1:
+        raise ValueError(f"data must be a dict of arrays with equal first dimension, got {sizes}")
+    return next(iter(sizes.values()))
+
+
+def batch_sampler(
+    data: Mapping[str, np.ndarray], batch_size: int, seed: int = 0
+) -> Callable[[int], dict[str, np.ndarray]]:
+    """``batch(step) -> dict`` of ``batch_size`` rows, a pure function of ``(seed, step)``.
+
+    Epoch ``e = step // (N // batch_size)`` uses the permutation
+    ``np.random.default_rng([seed, e]).permutation(N)``; the remainder is dropped.
+    """
+    n = _num_examples(data)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size must be at most the number of examples ({n}), got {batch_size}"
+        )
+    per_epoch = n // batch_size
+    cache: dict[int, np.ndarray] = {}
+
+    def batch(step: int) -> dict[str, np.ndarray]:
+        epoch, i = divmod(int(step), per_epoch)
+        if epoch not in cache:
+            cache.clear()
+            cache[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
+        idx = cache[epoch][i * batch_size : (i + 1) * batch_size]
+        return {k: v[idx] for k, v in data.items()}
+
+    return batch
+
+
+def iterate_batches(
+    data: Mapping[str, np.ndarray], batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Consecutive batches of ``data`` in order, the last one possibly smaller."""
+    n = _num_examples(data)
+    for i in range(0, n, batch_size):
+        yield {k: v[i : i + batch_size] for k, v in data.items()}
+
+
+def evaluate_batched(
+    metric_fn: Callable[[Params, Batch], dict],
+    params: Params,
+    data: Mapping[str, np.ndarray],
+    batch_size: int = 1000,
+) -> dict[str, float]:
+    """Example-weighted mean of ``metric_fn(params, batch)`` over ``data`` in batches."""
+    n = _num_examples(data)
+    totals: dict[str, float] = {}
+    for b in iterate_batches(data, batch_size):
+        m = len(next(iter(b.values())))
+        for k, v in metric_fn(params, b).items():
+            totals[k] = totals.get(k, 0.0) + float(v) * m
+    return {k: v / n for k, v in totals.items()}
+
+
+# ------------------------------------------------------------------------------- fit
+
+
+class TrainState(NamedTuple):
+    """What a checkpoint holds: params, optimizer state, step and the PRNG key."""
+
+    params: Params
+    opt_state: Any
+    step: Array
+    key: PRNGKey
+
+
+class EarlyStopping(NamedTuple):
+    """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` evaluations.
+
+    ``mode`` is ``"max"`` (accuracy) or ``"min"`` (loss). ``restore_best`` returns the
+    params of the best evaluation instead of the last.
+    """
+
+    metric: str
+    mode: str = "max"
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+
+class FitResult(NamedTuple):
+    """``fit``'s result: final (or best) params, optimizer state, history and state."""
+
+    params: Params
+    opt_state: Any
+    history: list[dict]
+    step: int
+    key: PRNGKey
+    stopped_early: bool
+    best: dict | None
+
+
+def _better(mode: str, new: float, old: float | None, delta: float) -> bool:
+    if old is None:
+        return True
+    return new > old + delta if mode == "max" else new < old - delta
+
+
+def fit(
+    loss_fn: LossFn,
+    params: Params,
+    data: Mapping[str, np.ndarray] | Callable[[int], Batch],
+    *,
+    steps: int,
+    key: PRNGKey,
+    optimizer: optax.GradientTransformation | None = None,
+    batch_size: int = 32,
+    data_seed: int = 0,
+    eval_fn: Callable[[Params], dict] | None = None,
+    eval_every: int = 0,
+    early_stopping: EarlyStopping | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    grad_fn: Callable | None = None,
+    callback: Callable[[int, TrainState, dict | None], None] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> FitResult:
+    """Train ``params`` for ``steps`` optimizer steps.
+
+    Args:
+      loss_fn: ``(params, batch, key) -> (loss, metrics)``.
+      params: initial parameters (ignored when resuming from a checkpoint).
+      data: a dict of arrays with a common first axis (batched by
+        :func:`batch_sampler` with ``batch_size`` and ``data_seed``) or a function
+        ``step -> batch`` (e.g. a synthetic task's sampler).
+      steps: total number of steps (a resumed run continues up to it).
+      key: PRNG key; split once per step (``key, sub = split(key)``; ``sub`` goes to
+        ``loss_fn``).
+      optimizer: an ``optax.GradientTransformation`` (default: :func:`default_optimizer`).
+      eval_fn: ``params -> dict`` of metrics, called every ``eval_every`` steps and at
+        the end; the record is added to the history with the mean training loss.
+      early_stopping: an :class:`EarlyStopping` on a metric of ``eval_fn``.
+      checkpoint_path: file for :mod:`jaxrnn.checkpoint`; written every
+        ``checkpoint_every`` steps (if > 0) and at the end.
+      resume: continue from ``checkpoint_path`` if it exists; since batches and keys
+        are functions of the step, the result equals an uninterrupted run bit for bit.
+      grad_fn: passed to :func:`make_train_step`.
+      callback: ``callback(step, state, record_or_None)`` after every step.
+      progress: show a tqdm progress bar.
+
+    Returns:
+      :class:`FitResult`.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if early_stopping is not None and early_stopping.mode not in ("max", "min"):
+        raise ValueError(f"early_stopping.mode must be 'max' or 'min', got {early_stopping.mode!r}")
+    if early_stopping is not None and (eval_fn is None or eval_every <= 0):
+        raise ValueError("early_stopping needs eval_fn and eval_every > 0")
+    optimizer = default_optimizer() if optimizer is None else optimizer
+    sample = data if callable(data) else batch_sampler(data, batch_size, data_seed)
+    train_step = make_train_step(loss_fn, optimizer, grad_fn=grad_fn)
+
+    state = TrainState(params, optimizer.init(params), jnp.asarray(0, jnp.int32), key)
+    history: list[dict] = []
+    best: dict | None = None
+    best_params = None
+    bad_evals = 0
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        state, meta = load_checkpoint(checkpoint_path, state)
+        history = meta.get("history", [])
+        best = meta.get("best")
+        bad_evals = meta.get("bad_evals", 0)
+        if early_stopping is not None and early_stopping.restore_best and best is not None:
+            best_params = state.params if meta.get("best_is_current") else None
+
+    def save(st: TrainState):
+        if checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path,
+                st,
+                metadata={
+                    "history": history,
+                    "best": best,
+                    "bad_evals": bad_evals,
+                    "best_is_current": best is not None and best["step"] == int(st.step),
+                },
+            )
+
+    start = int(state.step)
+    loss_sum, loss_count = 0.0, 0
+    acc_loss = jnp.zeros((), jnp.float32)
+    t0 = time.perf_counter()
+    stopped = False
+    bar = tqdm(total=steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
+    params, opt_state, _, key = state
+    for s in range(start, steps):
+        key, sub = jax.random.split(key)
+        params, opt_state, metrics = train_step(params, opt_state, sample(s), sub)
+        acc_loss = acc_loss + metrics["loss"].astype(jnp.float32)
+        loss_count += 1
+        done = s + 1
+        state = TrainState(params, opt_state, jnp.asarray(done, jnp.int32), key)
+        record = None
+        last = done == steps
+        if eval_fn is not None and ((eval_every > 0 and done % eval_every == 0) or last):
+            loss_sum = float(acc_loss)
+            record = {
+                "step": done,
+                "train_loss": loss_sum / max(loss_count, 1),
+                **{k: float(v) for k, v in eval_fn(params).items()},
+                "time": time.perf_counter() - t0,
+            }
+            history.append(record)
+            acc_loss, loss_count = jnp.zeros((), jnp.float32), 0
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "time")})
+            if early_stopping is not None:
+                value = record[early_stopping.metric]
+                if _better(
+                    early_stopping.mode, value, best and best["value"], early_stopping.min_delta
+                ):
+                    best = {"step": done, "value": value}
+                    best_params = params
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                    stopped = bad_evals >= early_stopping.patience
+        elif progress and done % 50 == 0:
+            bar.set_postfix(loss=f"{float(metrics['loss']):.4g}")
+        bar.update(1)
+        if callback is not None:
+            callback(done, state, record)
+        if checkpoint_path is not None and (
+            (checkpoint_every > 0 and done % checkpoint_every == 0) or last or stopped
+        ):
+            save(state)
+        if stopped:
+            break
+    bar.close()
+    if early_stopping is not None and early_stopping.restore_best and best_params is not None:
+        params = best_params
+    return FitResult(params, opt_state, history, int(state.step), key, stopped, best)
+
+
+# ------------------------------------------------------------------- gradient methods
+
+
+def _check_grad_inputs(cell: Cell, xs) -> None:
+    if jnp.ndim(xs) != 2:
+        raise ValueError(f"xs must have shape (T, {cell.input_size}), got {jnp.shape(xs)}")
+
+
+def bptt(cell: Cell, step_loss: Callable[[Params, Array, Any], Array]) -> Callable:
+    """Backpropagation through time for the ``jaxrnn.grad`` signature (fallback).
+
+    ``L = sum_t step_loss(head_params, y_t, target_t)`` with
+    ``carry_t, y_t = cell.step(cell_params, carry_{t-1}, x_t)``; returns
+    ``(L, (dL/dcell_params, dL/dhead_params))``.
+    """
+
+    def total(params, xs, targets, carry0):
+        cell_params, head_params = params
+        _, ys = scan(cell, cell_params, xs, carry0)
+        losses = jax.vmap(lambda y, t: step_loss(head_params, y, t))(ys, targets)
+        return jnp.sum(losses)
+
+    def grad_fn(params, xs, targets, carry0=None):
+        _check_grad_inputs(cell, xs)
+        return jax.value_and_grad(total)(params, xs, targets, carry0)
+
+    return grad_fn
+
+
+def tbptt(cell: Cell, step_loss: Callable[[Params, Array, Any], Array], k: int = 10) -> Callable:
+    """Truncated BPTT(k, k) (fallback): chunks of ``k`` steps, gradient stopped between.
+
+    The carry crosses chunk boundaries through ``jax.lax.stop_gradient``, so each
+    chunk's loss is differentiated only through its own ``k`` steps (Williams & Peng
+    1990). ``T`` need not be a multiple of ``k``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+
+    def grad_fn(params, xs, targets, carry0=None):
+        _check_grad_inputs(cell, xs)
+        carry = cell.initial_carry(params[0]) if carry0 is None else carry0
+        T = xs.shape[0]
+        total = jnp.zeros((), xs.dtype)
+        grads = jax.tree_util.tree_map(jnp.zeros_like, params)
+
+        def chunk_loss(p, c, x, tg):
+            c, ys = scan(cell, p[0], x, c)
+            losses = jax.vmap(lambda y, t: step_loss(p[1], y, t))(ys, tg)
+            return jnp.sum(losses), c
+
+        for a in range(0, T, k):
+            tg = jax.tree_util.tree_map(lambda v, a=a: v[a : a + k], targets)
+            (loss, carry), g = jax.value_and_grad(chunk_loss, has_aux=True)(
+                params, carry, xs[a : a + k], tg
+            )
+            carry = jax.lax.stop_gradient(carry)
+            total = total + loss
+            grads = jax.tree_util.tree_map(jnp.add, grads, g)
+        return total, grads
+
+    return grad_fn
+
+
+STOCHASTIC_METHODS = ("uoro",)
+
+
+def _with_key(factory: Callable[..., Callable], stochastic: bool) -> Callable[..., Callable]:
+    """Give every ``grad_fn`` the keyword ``key`` (used by stochastic methods only)."""
+
+    def make(cell, step_loss, **options):
+        fn = factory(cell, step_loss, **options)
+
+        def grad_fn(params, xs, targets, carry0=None, *, key=None):
+            if stochastic:
+                if key is None:
+                    raise ValueError("this gradient method is stochastic: pass key=")
+                return fn(params, xs, targets, carry0, key=key)
+            return fn(params, xs, targets, carry0)
+
+        return grad_fn
+
+    return make
+
+
+def gradient_methods() -> dict[str, Callable[..., Callable]]:
+    """Name -> ``factory(cell, step_loss, **options) -> grad_fn`` for every method.
+
+    ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, key=None) ->
+    (loss, (cell_grads, head_grads))``; ``key`` is required by stochastic methods
+    (UORO) and ignored by the others. Uses :mod:`jaxrnn.grad` (``bptt``, ``tbptt``
+    (option ``k``), ``rtrl``, ``snap1``, ``uoro``, ``rflo``) when it can be imported,
+    and falls back to this module's :func:`bptt` and :func:`tbptt`.
+    """
+    methods: dict[str, Callable[..., Callable]] = {
+        "bptt": _with_key(bptt, False),
+        "tbptt": _with_key(tbptt, False),
+    }
+    try:
+        from jaxrnn import grad as _grad  # an earlier stage; optional while it is written
+    except ImportError:
+        return methods
+    for name in ("bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo"):
+        fn = getattr(_grad, name, None)
+        if callable(fn):
+            methods[name] = _with_key(fn, name in STOCHASTIC_METHODS)
+    return methods
+
+
+def cosine(a: Params, b: Params) -> float:
+    """Cosine similarity of two pytrees flattened to vectors."""
+    va = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(a)])
+    vb = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(b)])
+    den = jnp.linalg.norm(va) * jnp.linalg.norm(vb)
+    return float(jnp.vdot(va, vb) / den) if float(den) > 0 else math.nan

@@ -1,0 +1,293 @@
+"""Exact gradients: RTRL == BPTT == jax.jacfwd, for every registered cell, a stacked cell,
+a user-defined cell (output not in the carry, learned initial state) and masks; the
+element-wise fast path; the seed-002 backward recursion; bad input."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import CELL_CASES, INPUT_SIZE
+
+import jaxrnn
+from jaxrnn import grad as G
+
+T = 7
+OUT = 2
+
+
+def mse_loss(head, y, target):
+    W, b = head
+    return 0.5 * jnp.sum((W @ y + b - target) ** 2)
+
+
+def _problem(cell, dtype=jnp.float64, T=T, seed=0):
+    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+    cp = cell.init(k1)
+    head = (jax.random.normal(k2, (OUT, cell.output_size), dtype), jnp.zeros((OUT,), dtype))
+    xs = jax.random.normal(k3, (T, cell.input_size or INPUT_SIZE), dtype)
+    targets = jax.random.normal(k4, (T, OUT), dtype)
+    return (cp, head), xs, targets
+
+
+def _rel(a, b):
+    return float(G.relative_error(a, b))
+
+
+def _assert_same(out, ref, tol):
+    (loss, grads), (loss_r, grads_r) = out, ref
+    np.testing.assert_allclose(loss, loss_r, rtol=tol)
+    assert _rel(grads[0], grads_r[0]) < tol
+    assert _rel(grads[1], grads_r[1]) < tol
+
+
+# ------------------------------------------------------------- RTRL == BPTT, all cells
+
+
+def test_rtrl_equals_bptt_every_cell(cell_case):
+    name, make = cell_case
+    cell = make(jnp.float64)
+    params, xs, targets = _problem(cell)
+    ref = G.bptt(cell, mse_loss)(params, xs, targets)
+    out = G.rtrl(cell, mse_loss)(params, xs, targets)
+    _assert_same(out, ref, 1e-10)
+    # the gradient is not trivially zero
+    assert float(jnp.linalg.norm(jax.flatten_util.ravel_pytree(ref[1][0])[0])) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "gru", "lstm_proj"])
+def test_rtrl_equals_bptt_float32(name):
+    cell = CELL_CASES[name](jnp.float32)
+    params, xs, targets = _problem(cell, jnp.float32, T=25)
+    ref = G.bptt(cell, mse_loss)(params, xs, targets)
+    out = G.rtrl(cell, mse_loss)(params, xs, targets)
+    assert out[0].dtype == jnp.float32
+    _assert_same(out, ref, 1e-5)
+
+
+def test_jacfwd_of_the_whole_loss_is_a_third_oracle():
+    """Forward mode through the whole scan (``jax.jacfwd``) == RTRL == BPTT."""
+    cell = CELL_CASES["lstm_proj"](jnp.float64)
+    params, xs, targets = _problem(cell)
+    mask = jnp.arange(T) < 5
+    oracle = jax.jacfwd(lambda p: G.sequence_loss(cell, mse_loss, p, xs, targets, mask=mask))(
+        params
+    )
+    rtrl = G.rtrl(cell, mse_loss)(params, xs, targets, mask=mask)[1]
+    bptt = G.bptt(cell, mse_loss)(params, xs, targets, mask=mask)[1]
+    assert _rel(rtrl, oracle) < 1e-10
+    assert _rel(bptt, oracle) < 1e-10
+
+
+def test_stacked_cell_rtrl_equals_bptt():
+    cell = jaxrnn.cells.stack_cells(
+        jaxrnn.lstm(INPUT_SIZE, 4, dtype=jnp.float64), jaxrnn.gru(4, 3, dtype=jnp.float64)
+    )
+    params, xs, targets = _problem(cell)
+    carry0 = jax.tree_util.tree_map(lambda a: a + 0.3, cell.initial_carry(params[0]))
+    ref = G.bptt(cell, mse_loss)(params, xs, targets, carry0)
+    out = G.rtrl(cell, mse_loss)(params, xs, targets, carry0)
+    _assert_same(out, ref, 1e-10)
+
+
+# ------------------------------------------------- a user-defined cell, protocol only
+
+
+class UserParams(NamedTuple):
+    w: jax.Array  # (H, I + H)
+    v: jax.Array  # (O, H): output map inside the cell, so y is not part of the carry
+    h0: jax.Array  # (H,) learned initial state
+    leak: jax.Array  # () learned leak
+
+
+def user_cell(I=3, H=4, O=3):
+    """A leaky cell with a dict carry, a learned h0, and an output that is not the carry."""
+
+    def init(key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        return UserParams(
+            jax.random.normal(k1, (H, I + H), jnp.float64) / 2,
+            jax.random.normal(k2, (O, H), jnp.float64),
+            jax.random.normal(k3, (H,), jnp.float64),
+            jnp.asarray(0.3, jnp.float64),
+        )
+
+    def initial_carry(p):
+        return {"h": jnp.tanh(p.h0), "s": jnp.zeros((), jnp.float64)}
+
+    def step(p, carry, x):
+        h = carry["h"]
+        a = jnp.tanh(p.w @ jnp.concatenate([x, h]))
+        lam = jax.nn.sigmoid(p.leak)
+        h = (1 - lam) * h + lam * a
+        y = jnp.sin(p.v @ h) + carry["s"]
+        return {"h": h, "s": 0.5 * carry["s"] + jnp.sum(h)}, y
+
+    return jaxrnn.Cell(init, initial_carry, step)
+
+
+def test_user_defined_cell_with_learned_initial_state():
+    cell = user_cell()
+    params, xs, targets = _problem(cell)
+    ref = G.bptt(cell, mse_loss)(params, xs, targets)
+    out = G.rtrl(cell, mse_loss)(params, xs, targets)
+    _assert_same(out, ref, 1e-10)
+    assert float(jnp.abs(ref[1][0].h0).max()) > 1e-4  # the initial state is learned
+
+
+@pytest.mark.parametrize("kind", ["prefix", "holes"])
+def test_masks_rtrl_equals_bptt_and_variable_length(kind):
+    cell = user_cell()
+    params, xs, targets = _problem(cell, T=9)
+    if kind == "prefix":
+        mask = jnp.arange(9) < 6
+    else:
+        mask = jnp.asarray([1, 1, 0, 1, 0, 0, 1, 1, 0], bool)
+    ref = G.bptt(cell, mse_loss)(params, xs, targets, mask=mask)
+    out = G.rtrl(cell, mse_loss)(params, xs, targets, mask=mask)
+    _assert_same(out, ref, 1e-10)
+    # independent reference: the masked steps removed from the sequence
+    keep = np.flatnonzero(np.asarray(mask))
+    short = G.bptt(cell, mse_loss)(params, xs[keep], targets[keep])
+    _assert_same(out, short, 1e-12)
+
+
+def test_batched_by_vmap():
+    cell = CELL_CASES["gru"](jnp.float64)
+    params, _, _ = _problem(cell)
+    xs = jax.random.normal(jax.random.key(7), (3, T, INPUT_SIZE), jnp.float64)
+    tg = jax.random.normal(jax.random.key(8), (3, T, OUT), jnp.float64)
+    lengths = jnp.asarray([T, 4, 2])
+    masks = jnp.arange(T)[None, :] < lengths[:, None]
+
+    def batched(fn):
+        return jax.vmap(lambda x, t, m: fn(params, x, t, mask=m))(xs, tg, masks)
+
+    ref = batched(G.bptt(cell, mse_loss))
+    out = batched(G.rtrl(cell, mse_loss))
+    np.testing.assert_allclose(out[0], ref[0], rtol=1e-12)
+    assert _rel(out[1], ref[1]) < 1e-10
+
+
+# ---------------------------------------------------------------- element-wise path
+
+
+def test_diagonal_fast_path_equals_dense_rtrl_and_bptt():
+    cell = jaxrnn.cells.indrnn(INPUT_SIZE, 6, nonlinearity="tanh", dtype=jnp.float64)
+    assert cell.diagonal
+    params, xs, targets = _problem(cell, T=30)
+    G.check_diagonal(cell, params[0], jax.random.key(1))
+    ref = G.bptt(cell, mse_loss)(params, xs, targets)
+    fast = G.rtrl(cell, mse_loss)(params, xs, targets)  # diagonal path (cell.diagonal)
+    dense = G.rtrl(cell, mse_loss, diagonal=False)(params, xs, targets)
+    _assert_same(fast, ref, 1e-10)
+    _assert_same(dense, ref, 1e-10)
+
+
+def test_check_diagonal_rejects_dense_cells():
+    for name in ("gru", "rnn_tanh", "lstm"):
+        cell = CELL_CASES[name](jnp.float64)
+        with pytest.raises(ValueError, match="not element-wise"):
+            G.check_diagonal(cell, cell.init(jax.random.key(0)), jax.random.key(1))
+
+
+def test_false_diagonal_declaration_is_caught_when_traced():
+    gru = CELL_CASES["gru"](jnp.float64)
+    lying = gru._replace(diagonal=True)
+    params, xs, targets = _problem(lying)
+    with pytest.raises(ValueError, match="diagonal=True but is not element-wise"):
+        G.rtrl(lying, mse_loss)(params, xs, targets)
+
+
+# ---------------------------------------------------- seed 002: the hand derivation
+
+
+def test_hidden_grad_norms_match_seed_002_backward_recursion():
+    """dL/dh_T = dL_T/dh_T;  dL/dh_t = dL_t/dh_t + dL/dh_{t+1} diag(1 - h_{t+1}^2) W."""
+    cell = CELL_CASES["rnn_tanh"](jnp.float64)
+    params, xs, targets = _problem(cell, T=12)
+    (p, (V, c)) = params
+    W, U, b = np.asarray(p.w_hh), np.asarray(p.w_ih), np.asarray(p.b_ih + p.b_hh)
+    V, c, xs_n, ys_n = np.asarray(V), np.asarray(c), np.asarray(xs), np.asarray(targets)
+    hs, h = [], np.zeros(W.shape[0])
+    for t in range(12):
+        h = np.tanh(b + W @ h + U @ xs_n[t])
+        hs.append(h)
+    dLdo = [V @ h + c - y for h, y in zip(hs, ys_n)]
+    g = [None] * 12
+    g[11] = dLdo[11] @ V
+    for t in range(10, -1, -1):
+        g[t] = dLdo[t] @ V + g[t + 1] @ np.diag(1 - hs[t + 1] ** 2) @ W
+    ref = np.array([np.linalg.norm(v) for v in g])
+    out = G.hidden_grad_norms(cell, mse_loss, params, xs, targets)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    # and the seed's parameter gradient dL/dW = sum_t diag(1-h_t^2) dL/dh_t^T h_{t-1}^T
+    dW = sum(
+        np.outer((1 - hs[t] ** 2) * g[t], hs[t - 1] if t else np.zeros_like(h)) for t in range(12)
+    )
+    rt = G.rtrl(cell, mse_loss)(params, xs, targets)[1][0].w_hh
+    np.testing.assert_allclose(rt, dW, rtol=1e-10, atol=1e-13)
+
+
+def test_cosine_and_relative_error():
+    a = {"x": jnp.asarray([1.0, 0.0]), "y": jnp.asarray([0.0])}
+    b = {"x": jnp.asarray([1.0, 1.0]), "y": jnp.asarray([0.0])}
+    np.testing.assert_allclose(G.cosine(a, b), 1 / np.sqrt(2), rtol=1e-14)
+    np.testing.assert_allclose(G.relative_error(a, b), 1 / np.sqrt(2), rtol=1e-14)
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def rnn_problem():
+    cell = CELL_CASES["rnn_tanh"](jnp.float64)
+    return (cell, *_problem(cell))
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        lambda c: G.bptt(c, mse_loss),
+        lambda c: G.tbptt(c, mse_loss, 2),
+        lambda c: G.rtrl(c, mse_loss),
+        lambda c: G.snap1(c, mse_loss),
+        lambda c: G.rflo(c, mse_loss),
+    ],
+    ids=["bptt", "tbptt", "rtrl", "snap1", "rflo"],
+)
+def test_bad_input_raises_before_tracing(rnn_problem, method):
+    cell, params, xs, targets = rnn_problem
+    fn = method(cell)
+    with pytest.raises(ValueError, match=r"targets must have leading axis T=7"):
+        fn(params, xs, targets[:5])
+    with pytest.raises(ValueError, match="carry0 must have the structure"):
+        fn(params, xs, targets, (jnp.zeros(5), jnp.zeros(5)))
+    with pytest.raises(ValueError, match=r"carry0 must have shapes"):
+        fn(params, xs, targets, jnp.zeros(4))
+    with pytest.raises(ValueError, match=r"xs must have shape \(T, 3\)"):
+        fn(params, xs[:, :2], targets)
+    with pytest.raises(ValueError, match=r"params must be a pair"):
+        fn(params[0], xs, targets)
+    with pytest.raises(ValueError, match=r"mask must have shape \(7,\)"):
+        fn(params, xs, targets, mask=jnp.ones(6, bool))
+
+
+def test_bad_options_raise():
+    cell = CELL_CASES["rnn_tanh"](jnp.float64)
+    for k in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+            G.tbptt(cell, mse_loss, k)
+    with pytest.raises(ValueError, match="checkpoint must be an integer >= 1"):
+        G.bptt(cell, mse_loss, checkpoint=0)
+    with pytest.raises(ValueError, match="alpha must be a number in"):
+        G.rflo(cell, mse_loss, alpha=0.0)
+    params, xs, targets = _problem(cell)
+    with pytest.raises(ValueError, match="pass key"):
+        G.uoro(cell, mse_loss)(params, xs, targets)
+    lstm = CELL_CASES["lstm"](jnp.float64)
+    with pytest.raises(ValueError, match="Elman-type"):
+        G.rflo(lstm, mse_loss)(*_problem(lstm))
