@@ -137,10 +137,11 @@ def load_checkpoint(path: str | os.PathLike, target: Any = None) -> tuple[Any, d
     out = []
     for want, got, orig in zip(leaves_t, leaves, jax.tree_util.tree_leaves(target)):
         got = np.asarray(got)
-        if np.shape(want) != got.shape or np.result_type(want) != got.dtype:
+        want_dtype = np.dtype(getattr(want, "dtype", None) or np.result_type(want))
+        if np.shape(want) != got.shape or want_dtype != got.dtype:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} does not fit the template: a leaf has shape "
-                f"{got.shape} {got.dtype}, expected {np.shape(want)} {np.result_type(want)}"
+                f"{got.shape} {got.dtype}, expected {np.shape(want)} {want_dtype}"
             )
         leaf = jnp.asarray(got)
         if _is_key(orig):

@@ -120,7 +120,8 @@ def mse(predictions: Array, targets: Array, mask: Array | None = None) -> Array:
 def accuracy(logits: Array, labels: Array, mask: Array | None = None) -> Array:
     """Fraction of unmasked positions where ``argmax(logits, -1) == labels``."""
     _check_labels(logits, labels)
-    hits = (jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype)
+    labels = jnp.asarray(labels)
+    hits = (jnp.argmax(logits, axis=-1).astype(labels.dtype) == labels).astype(logits.dtype)
     return masked_mean(hits, mask)
 
 

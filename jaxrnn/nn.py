@@ -127,10 +127,16 @@ class _RNNBase:
         _check_bool("bias", self.bias)
         _check_bool("batch_first", self.batch_first)
         _check_bool("bidirectional", self.bidirectional)
-        object.__setattr__(self, "dropout", check_dropout(self.dropout))
         p = self.proj_size
         if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0:
             raise ValueError(f"proj_size must be a non-negative integer, got {p!r}")
+        # Normalise NumPy scalars to Python ones (hashable, accepted by the cell factories).
+        for name in ("input_size", "hidden_size", "num_layers", "proj_size"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("bias", "batch_first", "bidirectional"):
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        object.__setattr__(self, "dropout", check_dropout(self.dropout))
+        p = self.proj_size
         if p and self._name != "LSTM":
             raise ValueError(
                 f"proj_size is only supported for LSTM, not {self._name}; got proj_size={p}"

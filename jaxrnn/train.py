@@ -130,9 +130,12 @@ def make_train_step(
             (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key)
         else:
             loss, metrics, grads = grad_fn(params, batch, key)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+        # optax mixes its int32 step count with floats (schedules); let it, even when
+        # the caller runs JAX with strict dtype promotion.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
         return params, opt_state, metrics
 
     return jax.jit(step) if jit else step

@@ -97,6 +97,8 @@ def test_layer_objects_are_light_static_config():
     b = nn.LSTM(I, H, num_layers=2, bidirectional=True, proj_size=P)
     assert a == b and hash(a) == hash(b)
     assert nn.RNN(I, H, 1, "relu").nonlinearity == "relu"  # RNN: nonlinearity 4th
+    c = nn.GRU(np.int64(I), np.int64(H), np.int32(2), bidirectional=np.bool_(True))
+    assert c == nn.GRU(I, H, 2, bidirectional=True) and type(c.hidden_size) is int
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.hidden_size = 5
     assert isinstance(a.layer, jaxrnn.Layer)
@@ -113,7 +115,7 @@ def test_layer_objects_are_light_static_config():
 def test_init_is_pytorch_default_uniform():
     Hb = 64
     layer = nn.GRU(I, Hb, num_layers=2, bidirectional=True, dtype=jnp.float64)
-    params = layer.init(jax.random.key(1))
+    params = jax.jit(layer.init)(jax.random.key(1))
     bound = 1 / math.sqrt(Hb)
     leaves = jax.tree_util.tree_leaves(params)
     flat = np.concatenate([np.ravel(a) for a in leaves])

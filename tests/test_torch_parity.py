@@ -471,3 +471,16 @@ def test_dropout_is_inverted_between_layers_only():
     se = h * np.sqrt(p / ((1 - p) * N))
     z = (out.mean(axis=1) - h) / se
     assert np.max(np.abs(z)) < 5
+
+
+def test_cell_state_dict_round_trip_keeps_the_projection():
+    cell = jaxrnn.lstm(I, H, proj_size=P, bias=False, dtype=jnp.float64)
+    params = cell.init(jax.random.key(0))
+    sd = state_dict(cell, params)
+    assert list(sd) == ["weight_ih", "weight_hh", "weight_hr"]
+    back = load_state_dict(cell, sd)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, back, params)
+    with pytest.raises(ValueError, match=r"torch\.nn\.LSTMCell has no projection"):
+        to_torch(cell, params)
+    with pytest.raises(ValueError, match="params must be RNNParams, GRUParams or LSTMParams"):
+        state_dict(cell, {"w": params.w_ih})

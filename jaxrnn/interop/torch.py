@@ -114,9 +114,15 @@ def state_dict(layer: NNLayer | Cell, params: Params) -> dict[str, np.ndarray]:
     ``module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``.
     """
     if isinstance(layer, Cell):
+        if not isinstance(params, (RNNParams, GRUParams, LSTMParams)):
+            raise ValueError(
+                "params must be RNNParams, GRUParams or LSTMParams (a built-in cell), "
+                f"got {type(params).__name__}"
+            )
+        fields = _FIELDS_LSTM if isinstance(params, LSTMParams) else _FIELDS
         return {
             name: np.asarray(getattr(params, f))
-            for f, name in _FIELDS.items()
+            for f, name in fields.items()
             if getattr(params, f) is not None
         }
     if not isinstance(layer, (RNN, GRU, LSTM)):
@@ -139,9 +145,13 @@ def load_state_dict(layer: NNLayer | Cell, state_dict: dict[str, Any]) -> Params
     """
     if isinstance(layer, Cell):
         template = jax.eval_shape(layer.init, jax.random.key(0))
-        entries = [((), f, name) for f, name in _FIELDS.items()]
-        if isinstance(template, LSTMParams) and template.w_hr is not None:
-            entries.append(((), "w_hr", "weight_hr"))
+        if not isinstance(template, (RNNParams, GRUParams, LSTMParams)):
+            raise ValueError(
+                "layer must be a built-in cell (params RNNParams, GRUParams or LSTMParams), "
+                f"got params {type(template).__name__}"
+            )
+        fields = _FIELDS_LSTM if isinstance(template, LSTMParams) else _FIELDS
+        entries = [((), f, name) for f, name in fields.items()]
     elif isinstance(layer, (RNN, GRU, LSTM)):
         template = layer._param_shapes
         entries = [((k, d), f, name) for k, d, f, name in _names(layer)]
