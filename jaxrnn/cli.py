@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="override the data directory")
 
     c = sub.add_parser("compare", help="compare gradient methods on the add task")
-    c.add_argument("--methods", default="bptt,tbptt,rtrl,snap1,uoro")
+    c.add_argument("--methods", default="bptt,tbptt,rtrl,snap1,uoro,rflo")
     c.add_argument("--cell", choices=sorted(CELLS), default="rnn")
     c.add_argument("--hidden", type=_positive_int, default=16)
     c.add_argument("--updates", type=_positive_int, default=300)
@@ -567,8 +567,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
             def update(p, s, xc, yc, k, grad_fn=grad_fn):
                 loss, g = grad_fn(p, xc, yc, key=k)
-                u, s = opt.update(g, s, p)
-                return optax.apply_updates(p, u), s, loss
+                with jax.numpy_dtype_promotion("standard"):  # optax's int32 step count
+                    u, s = opt.update(g, s, p)
+                    return optax.apply_updates(p, u), s, loss
 
             upd = jax.jit(update)
             state = opt.init(params)

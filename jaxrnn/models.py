@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Array, Cell, Layer, Params, PRNGKey
-from jaxrnn.cells import gru, lstm, rnn
+from jaxrnn.cells import gru, indrnn, lstm, rnn
 from jaxrnn.losses import accuracy, cross_entropy, length_mask, mse, pool_last, pool_mean
 from jaxrnn.sequence import bidirectional as _bidirectional
 from jaxrnn.sequence import recurrent, stack
@@ -53,6 +53,7 @@ CELLS: dict[str, Callable[..., Cell]] = {
     "rnn_relu": lambda i, h, dtype: rnn(i, h, nonlinearity="relu", dtype=dtype),
     "gru": lambda i, h, dtype: gru(i, h, dtype=dtype),
     "lstm": lambda i, h, dtype: lstm(i, h, dtype=dtype),
+    "indrnn": lambda i, h, dtype: indrnn(i, h, dtype=dtype),
 }
 
 
@@ -103,7 +104,7 @@ class Model(NamedTuple):
 
 
 def make_cell(name: str, input_size: int, hidden_size: int, *, dtype=jnp.float32) -> Cell:
-    """A built-in cell by name: one of :data:`CELLS` (``rnn``, ``rnn_relu``, ``gru``, ``lstm``)."""
+    """A built-in cell by name: one of :data:`CELLS` (rnn, rnn_relu, gru, lstm, indrnn)."""
     if name not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {name!r}")
     return CELLS[name](input_size, hidden_size, dtype)
@@ -202,6 +203,8 @@ def apply_batch(
     if jnp.ndim(xs) != 3:
         raise ValueError(f"xs must have shape (B, T, {model.input_size}), got {jnp.shape(xs)}")
     keys = None if key is None else jax.random.split(key, xs.shape[0])
+    if length is not None:  # the default int dtype, which jaxrnn.scan's step counter uses
+        length = jnp.asarray(length, dtype=int)
 
     def one(x, ln, k):
         return model.apply(params, x, length=ln, key=k)
@@ -254,9 +257,9 @@ KINDS = ("classify", "tagging", "regress")
 
 def _reber_correct(logits: Array, legal: Array, mask: Array) -> Array:
     """Per string: at every valid step the top-k symbols are the k legal ones (H&S97)."""
-    k = jnp.sum(legal, axis=-1, keepdims=True)
+    k = jnp.sum(legal, axis=-1, keepdims=True, dtype=jnp.int32)
     # rank of each symbol (0 = most probable); stable, so ties do not double count.
-    ranks = jnp.argsort(jnp.argsort(-logits, axis=-1), axis=-1)
+    ranks = jnp.argsort(jnp.argsort(-logits, axis=-1), axis=-1).astype(jnp.int32)
     predicted = ranks < k
     ok = jnp.all(predicted == legal, axis=-1) | ~mask
     return jnp.all(ok, axis=-1)

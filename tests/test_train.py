@@ -42,7 +42,7 @@ def _torch_ce(logits, labels):
     ).numpy()
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     B=st.integers(1, 4),
     T=st.integers(1, 6),
@@ -57,7 +57,9 @@ def test_masked_sequence_cross_entropy_matches_torch(B, T, C, seed):
     mask = np.arange(T)[None, :] < length[:, None]
     per = _torch_ce(logits, labels).reshape(B, T)
     want = per[mask].mean()
-    got = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels), losses.length_mask(length, T))
+    got = losses.cross_entropy(
+        jnp.asarray(logits), jnp.asarray(labels), losses.length_mask(length, T)
+    )
     np.testing.assert_allclose(float(got), want, rtol=1e-12)
     bpc = losses.bits_per_character(jnp.asarray(logits), jnp.asarray(labels), mask)
     np.testing.assert_allclose(float(bpc), want / math.log(2), rtol=1e-12)
@@ -77,9 +79,7 @@ def test_soft_cross_entropy_and_mse_match_references():
     got = losses.soft_cross_entropy(jnp.asarray(z), jnp.asarray(p), jnp.asarray(mask))
     np.testing.assert_allclose(float(got), want, rtol=1e-12)
     y = rng.normal(size=(3, 4, 5))
-    want = torch.nn.functional.mse_loss(
-        torch.from_numpy(z[mask]), torch.from_numpy(y[mask])
-    ).item()
+    want = torch.nn.functional.mse_loss(torch.from_numpy(z[mask]), torch.from_numpy(y[mask])).item()
     got = losses.mse(jnp.asarray(z), jnp.asarray(y), jnp.asarray(mask))
     np.testing.assert_allclose(float(got), want, rtol=1e-12)
 
@@ -116,7 +116,7 @@ def test_train_step_sgd_equals_manual_update_and_clipping_bounds_the_step():
     model, loss_fn, _, data = _tiny_problem()
     params = model.init(jax.random.key(0))
     batch = {k: v[:8] for k, v in data.items()}
-    grads = jax.grad(lambda p: loss_fn(p, batch, None)[0])(params)
+    grads = jax.jit(jax.grad(lambda p: loss_fn(p, batch, None)[0]))(params)
     step = make_train_step(loss_fn, optax.sgd(0.1))
     new, _, metrics = step(params, optax.sgd(0.1).init(params), batch, jax.random.key(1))
     want = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, grads)
@@ -179,9 +179,10 @@ def test_interrupted_then_resumed_fit_equals_uninterrupted_bit_for_bit(tmp_path)
     other = model.init(jax.random.key(99))  # ignored: the checkpoint (step 10) wins
     resumed = fit(loss_fn, other, data, checkpoint_path=path, checkpoint_every=5, resume=True, **kw)
     assert resumed.step == full.step == 20
-    for a, b in zip(_leaves((full.params, full.opt_state, full.key)), _leaves(
-        (resumed.params, resumed.opt_state, resumed.key)
-    )):
+    for a, b in zip(
+        _leaves((full.params, full.opt_state, full.key)),
+        _leaves((resumed.params, resumed.opt_state, resumed.key)),
+    ):
         np.testing.assert_array_equal(a, b)
     strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]  # noqa: E731
     assert strip(resumed.history) == strip(full.history)
@@ -219,7 +220,10 @@ def test_early_stopping_stops_and_restores_the_best_params():
 
 def _rnn_problem():
     cell = jaxrnn.rnn(2, 4, dtype=jnp.float64)
-    params = (cell.init(jax.random.key(0)), jnp.asarray(np.random.default_rng(0).normal(size=(3, 4))))
+    params = (
+        cell.init(jax.random.key(0)),
+        jnp.asarray(np.random.default_rng(0).normal(size=(3, 4))),
+    )
     xs = jnp.asarray(np.random.default_rng(1).normal(size=(7, 2)))
     targets = jnp.asarray(np.random.default_rng(2).normal(size=(7, 3)))
 
@@ -246,9 +250,9 @@ def test_fallback_bptt_and_tbptt_match_a_python_loop(k):
     cell, params, xs, targets, step_loss = _rnn_problem()
     fn = bptt(cell, step_loss) if k is None else tbptt(cell, step_loss, k)
     loss, grads = fn(params, xs, targets)
-    want_loss, want = jax.value_and_grad(
-        lambda p: _loop_loss(cell, step_loss, p, xs, targets, k)
-    )(params)
+    want_loss, want = jax.value_and_grad(lambda p: _loop_loss(cell, step_loss, p, xs, targets, k))(
+        params
+    )
     np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
@@ -277,7 +281,13 @@ def test_generate_greedy_matches_repeated_full_forward():
     params = model.init(jax.random.key(0))
     prompt = jax.nn.one_hot(jnp.asarray([1, 3]), V, dtype=jnp.float64)
     toks = generate(
-        model, params, prompt, 4, jax.random.key(1), embed=lambda t: jax.nn.one_hot(t, V), temperature=0
+        model,
+        params,
+        prompt,
+        4,
+        jax.random.key(1),
+        embed=lambda t: jax.nn.one_hot(t, V),
+        temperature=0,
     )
     seq = [1, 3]
     for _ in range(4):  # independent: rerun the whole prefix each time
@@ -311,11 +321,10 @@ def _train(data, cell, hidden, *, lr, steps, batch, seed=0, readout=None, decay=
 
 
 def test_digits_lstm_reaches_95_percent_in_under_30_seconds():
-    with jax.numpy_dtype_promotion("standard"):
-        data = tasks.digits(0)
-        t0 = time.perf_counter()
-        _, _, m = _train(data, "lstm", 64, lr=1e-2, steps=400, batch=64)
-        wall = time.perf_counter() - t0
+    data = tasks.digits(0)
+    t0 = time.perf_counter()
+    _, _, m = _train(data, "lstm", 64, lr=1e-2, steps=400, batch=64)
+    wall = time.perf_counter() - t0
     assert m["accuracy"] >= 0.95, m
     assert wall < 30, wall
 
@@ -328,7 +337,7 @@ def test_embedded_reber_lstm_gets_every_test_string_fully_correct():
 
 def test_adding_t100_small_gru_solves_it():
     data = tasks.adding(100, num_train=20000, num_test=1000, seed=0)
-    _, _, m = _train(data, "gru", 32, lr=5e-3, steps=2000, batch=32)
+    _, _, m = _train(data, "gru", 32, lr=5e-3, steps=2000, batch=32, decay=False)
     assert m["within_tol"] >= 0.95, m
     assert m["loss"] < data.meta["baseline_mse"] / 50, m
 

@@ -74,7 +74,9 @@ def check_sequence_args(cell: Cell, params, xs, targets, carry0, mask) -> int:
         check_carry(carry0, jax.eval_shape(cell.initial_carry, cell_params), name="carry0")
     if mask is not None:
         if jnp.shape(mask) != (T,):
-            raise ValueError(f"mask must have shape ({T},) (one flag per step), got {jnp.shape(mask)}")
+            raise ValueError(
+                f"mask must have shape ({T},) (one flag per step), got {jnp.shape(mask)}"
+            )
         if not isinstance(mask, jax.core.Tracer):
             m = np.asarray(mask)
             if not np.all((m == 0) | (m == 1)):
@@ -82,10 +84,16 @@ def check_sequence_args(cell: Cell, params, xs, targets, carry0, mask) -> int:
     return T
 
 
-def as_mask(mask, T: int) -> jax.Array:
+def as_mask(mask, T: int) -> jax.Array | None:
+    """``mask`` as a boolean ``(T,)`` array, or ``None`` (every step counts)."""
     if mask is None:
-        return jnp.ones((T,), bool)
+        return None
     return jnp.asarray(mask).astype(bool)
+
+
+def where_mask(m, new, old):
+    """``new`` where the step counts (``m`` true or ``None``), else ``old`` (pytrees)."""
+    return new if m is None else select(m, new, old)
 
 
 def select(pred, on_true, on_false):
@@ -131,9 +139,7 @@ def flat_cell(cell: Cell, cell_params, carry) -> tuple[FlatCell, jax.Array, jax.
 
 def initial_influence(cell: Cell, fc: FlatCell, theta):
     """``M_0 = d ravel(initial_carry(params)) / d theta`` (zeros for the built-in cells)."""
-    return jax.jacrev(lambda th: ravel_pytree(cell.initial_carry(fc.unravel_params(th)))[0])(
-        theta
-    )
+    return jax.jacrev(lambda th: ravel_pytree(cell.initial_carry(fc.unravel_params(th)))[0])(theta)
 
 
 # --------------------------------------------------------------------- pattern probe
@@ -144,13 +150,16 @@ class Pattern(NamedTuple):
 
     ``units (K, P)`` int: the carry entries each parameter touches (padded);
     ``valid (K, P)`` bool; ``diag_D``: whether ``D_t`` is diagonal; ``K`` the most
-    carry entries any parameter touches in one step (or through ``M_0``).
+    carry entries any parameter touches in one step (or through ``M_0``);
+    ``out_idx (O,)`` int or ``None``: when the output is a sub-vector of the new carry
+    (``y = c_t[out_idx]``, true for every built-in cell), its indices.
     """
 
     units: np.ndarray
     valid: np.ndarray
     diag_D: bool
     K: int
+    out_idx: np.ndarray | None
 
 
 _PATTERNS: dict = {}
@@ -163,8 +172,18 @@ def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, see
     Runs eagerly (``jax.ensure_compile_time_eval``) on shapes only, so it can be called
     while tracing; the cost is ``draws`` dense Jacobians, paid once per trace.
     """
-    cache_key = (cell.step, cell.initial_carry, fc.S, fc.P, x.shape, str(theta.dtype),
-                 str(c.dtype), str(x.dtype), draws, seed)
+    cache_key = (
+        cell.step,
+        cell.initial_carry,
+        fc.S,
+        fc.P,
+        x.shape,
+        str(theta.dtype),
+        str(c.dtype),
+        str(x.dtype),
+        draws,
+        seed,
+    )
     if cache_key in _PATTERNS:
         return _PATTERNS[cache_key]
     th_dt, c_dt, x_dt = theta.dtype, c.dtype, x.dtype
@@ -172,7 +191,7 @@ def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, see
     @jax.jit
     def accumulate():
         def body(i, acc):
-            acc_I, acc_D = acc
+            acc_I, acc_D, acc_same = acc
             kt, kc, kx = jax.random.split(jax.random.fold_in(jax.random.key(seed), i), 3)
             th = jax.random.normal(kt, (fc.P,), th_dt)
             cc = jax.random.normal(kc, (fc.S,), c_dt)
@@ -180,13 +199,23 @@ def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, see
             I = jax.jacrev(lambda t: fc.f(t, cc, xx)[0])(th)
             D = jax.jacfwd(lambda k: fc.f(th, k, xx)[0])(cc)
             M0 = initial_influence(cell, fc, th)
-            return acc_I + jnp.abs(I) + jnp.abs(M0), acc_D + jnp.abs(D)
+            c_new, y = fc.f(th, cc, xx)
+            y = jnp.reshape(y, (-1,))
+            same = acc_same & (c_new[:, None] == y[None, :])
+            return acc_I + jnp.abs(I) + jnp.abs(M0), acc_D + jnp.abs(D), same
 
-        zero = (jnp.zeros((fc.S, fc.P), th_dt), jnp.zeros((fc.S, fc.S), c_dt))
+        y0 = jax.eval_shape(fc.f, theta, c, x)[1]
+        zero = (
+            jnp.zeros((fc.S, fc.P), th_dt),
+            jnp.zeros((fc.S, fc.S), c_dt),
+            jnp.ones((fc.S, int(np.prod(y0.shape))), bool),
+        )
         return jax.lax.fori_loop(0, draws, body, zero)
 
     with jax.ensure_compile_time_eval():
-        acc_I, acc_D = accumulate()
+        acc_I, acc_D, same = accumulate()
+    same = np.asarray(same)
+    out_idx = np.argmax(same, axis=0).astype(np.int32) if same.any(0).all() else None
     pat_I = np.asarray(acc_I) > 0
     pat_D = np.asarray(acc_D) > 0
     nnz = pat_I.sum(0)
@@ -195,7 +224,7 @@ def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, see
     valid = np.take_along_axis(pat_I, order, axis=0)
     units = np.where(valid, order, 0)
     diag_D = bool(np.all(pat_D[~np.eye(fc.S, dtype=bool)] == 0))
-    pattern = Pattern(units.astype(np.int32), valid, diag_D, K)
+    pattern = Pattern(units.astype(np.int32), valid, diag_D, K, out_idx)
     _PATTERNS[cache_key] = pattern
     return pattern
 
@@ -211,6 +240,10 @@ class Method(NamedTuple):
       through ``c_{t-1}`` (``g_c M_{t-1}`` exactly, or its approximation).
     - ``update(ctx, theta, c, x, trace, key) -> trace`` (``M_{t-1} -> M_t``).
     - ``prepare(cell, fc, theta, c, x) -> ctx``: static per-trace context (patterns).
+    - ``current(ctx, trace_new, g_y) -> (P,) | None`` (optional): the whole
+      ``dL_t/dtheta`` from the *updated* trace, for methods defined with
+      ``delta_t = dL_t/dc_t`` on the new carry (SnAp-1, RFLO); ``None`` means "use
+      ``g_imm + history``".
     """
 
     init: Callable
@@ -218,6 +251,7 @@ class Method(NamedTuple):
     update: Callable
     prepare: Callable
     needs_key: bool = False
+    current: Callable | None = None
 
 
 def method_step(method: Method, ctx, fc: FlatCell, step_loss, theta, head, c, trace, x, tgt, key):
@@ -227,9 +261,11 @@ def method_step(method: Method, ctx, fc: FlatCell, step_loss, theta, head, c, tr
     """
     (c_new, y), vjp = jax.vjp(lambda th, cc: fc.f(th, cc, x), theta, c)
     loss, (g_head, g_y) = jax.value_and_grad(step_loss, argnums=(0, 1))(head, y, tgt)
-    g_imm, g_c = vjp((jnp.zeros_like(c_new), g_y))
-    g = g_imm + method.history(ctx, trace, g_c, g_y)
     trace_new = method.update(ctx, theta, c, x, trace, key)
+    g = None if method.current is None else method.current(ctx, trace_new, g_y)
+    if g is None:
+        g_imm, g_c = vjp((jnp.zeros_like(c_new), g_y))
+        g = g_imm + method.history(ctx, trace, g_c, g_y)
     return c_new, trace_new, loss, g, g_head
 
 
@@ -258,11 +294,11 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
             c_new, trace_new, loss, g, gh = method_step(
                 method, ctx, fc, step_loss, theta, head, c, trace, x, tgt, k
             )
-            c = jnp.where(m, c_new, c)
-            trace = select(m, trace_new, trace)
-            g_acc = g_acc + jnp.where(m, g, jnp.zeros_like(g))
-            h_acc = tree_add(h_acc, select(m, gh, zeros_like_tree(gh)))
-            l_acc = l_acc + jnp.where(m, loss, jnp.zeros_like(loss))
+            c = where_mask(m, c_new, c)
+            trace = where_mask(m, trace_new, trace)
+            g_acc = g_acc + where_mask(m, g, jnp.zeros_like(g))
+            h_acc = tree_add(h_acc, where_mask(m, gh, zeros_like_tree(gh)))
+            l_acc = l_acc + where_mask(m, loss, jnp.zeros_like(loss))
             return (c, trace, g_acc, h_acc, l_acc), None
 
         loss0 = jax.eval_shape(

@@ -41,6 +41,7 @@ from jaxrnn.grad._common import (
     check_positive_int,
     check_sequence_args,
     select,
+    where_mask,
 )
 
 __all__ = ["bptt", "sequence_loss", "tbptt"]
@@ -58,16 +59,31 @@ def _pad(tree, T_pad, value=0):
 
 
 def _scan_loss(cell, step_loss, cell_params, head, carry, xs, targets, mask):
-    """``(final_carry, summed loss)`` of a masked scan."""
+    """``(final_carry, summed loss)`` of a masked scan (``mask=None``: every step).
 
-    def body(c, inp):
+    The loss is summed in the scan carry, so nothing of length ``T`` is stored beyond
+    what reverse mode needs."""
+    y0 = jax.eval_shape(cell.step, cell_params, carry, xs[0])[1]
+    l0 = jax.eval_shape(step_loss, head, y0, jax.tree_util.tree_map(lambda a: a[0], targets))
+
+    def body(state, inp):
+        c, total = state
         x, tgt, m = inp
         c_new, y = cell.step(cell_params, c, x)
         loss = step_loss(head, y, tgt)
-        return select(m, c_new, c), jnp.where(m, loss, jnp.zeros_like(loss))
+        return (where_mask(m, c_new, c), total + where_mask(m, loss, jnp.zeros_like(loss))), None
 
-    carry, losses = jax.lax.scan(body, carry, (xs, targets, mask))
-    return carry, jnp.sum(losses)
+    (carry, total), _ = jax.lax.scan(
+        body, (carry, jnp.zeros(l0.shape, l0.dtype)), (xs, targets, mask)
+    )
+    return carry, total
+
+
+def _segment_length(T: int) -> int:
+    """A divisor of ``T`` near ``sqrt(T)`` (no padding), else ``ceil(sqrt(T))``."""
+    r = math.sqrt(T)
+    divisors = [d for d in range(max(1, math.ceil(r / 2)), math.floor(2 * r) + 1) if T % d == 0]
+    return min(divisors, key=lambda d: abs(d - r)) if divisors else math.ceil(r)
 
 
 def sequence_loss(
@@ -101,20 +117,29 @@ def bptt(cell: Cell, step_loss: StepLoss, *, checkpoint: int | bool | None = Non
         if checkpoint is None or checkpoint is False:
             return _scan_loss(cell, step_loss, cell_params, head, carry, xs, targets, mask)[1]
         T = xs.shape[0]
-        k = math.ceil(math.sqrt(T)) if checkpoint is True else min(int(checkpoint), T)
+        k = _segment_length(T) if checkpoint is True else min(int(checkpoint), T)
         n = -(-T // k)
-        seg = lambda a: a.reshape((n, k, *a.shape[1:]))  # noqa: E731
-        xs_s, tg_s, m_s = jax.tree_util.tree_map(
-            seg, (_pad(xs, n * k), _pad(targets, n * k), _pad(mask, n * k, False))
-        )
+        if mask is None and n * k != T:
+            mask = jnp.ones((T,), bool)
+        data = (_pad(xs, n * k), _pad(targets, n * k), _pad(mask, n * k, False))
 
+        # Segments slice the (loop-invariant) inputs by index, so the backward pass
+        # stores only one carry per segment, not a stacked copy of the inputs.
         @jax.checkpoint
-        def segment(c, inp):
-            x, tgt, m = inp
+        def segment(c, i):
+            x, tgt, m = jax.tree_util.tree_map(
+                lambda a: jax.lax.dynamic_slice_in_dim(a, i * k, k), data
+            )
             return _scan_loss(cell, step_loss, cell_params, head, c, x, tgt, m)
 
-        _, losses = jax.lax.scan(segment, carry, (xs_s, tg_s, m_s))
-        return jnp.sum(losses)
+        def outer(state, i):
+            c, total = state
+            c, loss = segment(c, i)
+            return (c, total + loss), None
+
+        l0 = jax.eval_shape(lambda: segment(carry, 0)[1])
+        (_, total), _ = jax.lax.scan(outer, (carry, jnp.zeros(l0.shape, l0.dtype)), jnp.arange(n))
+        return total
 
     run = jax.jit(jax.value_and_grad(loss_fn))
 
@@ -142,9 +167,11 @@ def tbptt(cell: Cell, step_loss: StepLoss, k: int) -> GradFn:
     k = check_positive_int("k", k)
 
     def run(params, xs, targets, carry0, mask):
-        cell_params, head = params
+        cell_params = params[0]
         T = xs.shape[0]
         n = -(-T // k)
+        if mask is None and n * k != T:
+            mask = jnp.ones((T,), bool)
         seg = lambda a: a.reshape((n, k, *a.shape[1:]))  # noqa: E731
         xs_s, tg_s, m_s = jax.tree_util.tree_map(
             seg, (_pad(xs, n * k), _pad(targets, n * k), _pad(mask, n * k, False))
@@ -168,7 +195,9 @@ def tbptt(cell: Cell, step_loss: StepLoss, k: int) -> GradFn:
 
         c0 = cell.initial_carry(cell_params) if carry0 is None else carry0
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        loss_shape = jax.eval_shape(lambda: window_loss(params, c0, True, *_first(xs_s, tg_s, m_s)))[0]
+        loss_shape = jax.eval_shape(
+            lambda: window_loss(params, c0, True, *_first(xs_s, tg_s, m_s))
+        )[0]
         l0 = jnp.zeros(loss_shape.shape, loss_shape.dtype)
         (_, g, loss), _ = jax.lax.scan(body, (c0, zeros, l0), (jnp.arange(n), xs_s, tg_s, m_s))
         return loss, g

@@ -1,11 +1,13 @@
 r"""Gradient diagnostics: hidden-state gradient norms over time and gradient comparison.
 
-- :func:`hidden_grad_norms`: ``||dL/dc_t||`` for every ``t``, the *total* derivative of
-  the sequence loss ``L = sum_t L_t`` with respect to the carry after step ``t``. BPTT's
-  backward recursion (seed 002) is
-  ``dL/dh_t = dL_t/dh_t + dL/dh_{t+1} diag(1 - h_{t+1}^2) W`` for the tanh Elman cell;
-  the norm shrinking (vanishing) or growing (exploding) geometrically as ``t``
-  decreases is the gradient problem of Bengio et al. (1994) and Pascanu et al. (2013).
+- :func:`hidden_grad_norms`: for every step ``t``, the norm of the gradient that BPTT's
+  backward pass sends into step ``t`` through the carry: ``dL/dc_{t-1}`` counting the
+  paths through steps ``t, t+1, ...`` (``c_{-1}`` is the initial carry). For the tanh
+  Elman cell with ``y_t = h_t``, seed 002's backward recursion
+  ``dL/dh_t = dL_t/dh_t + dL/dh_{t+1} diag(1 - h_{t+1}^2) W`` makes this entry
+  ``||dL/dh_t diag(1 - h_t^2) W||`` (its recurrent term). Its shrinking (vanishing) or
+  growing (exploding) geometrically as ``t`` decreases is the gradient problem of
+  Bengio et al. (1994) and Pascanu et al. (2013).
 - :func:`cosine` and :func:`relative_error`: compare a gradient estimate with a
   reference over whole pytrees (Marschall et al.'s "alignment").
 """
@@ -17,7 +19,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell
-from jaxrnn.grad._common import StepLoss, as_mask, check_sequence_args
+from jaxrnn.grad._common import StepLoss, as_mask, check_sequence_args, where_mask
 
 __all__ = ["cosine", "hidden_grad_norms", "relative_error"]
 
@@ -25,11 +27,12 @@ __all__ = ["cosine", "hidden_grad_norms", "relative_error"]
 def hidden_grad_norms(
     cell: Cell, step_loss: StepLoss, params, xs, targets, carry0=None, *, mask=None
 ) -> jax.Array:
-    """``(T,)`` Euclidean norms of ``dL/dc_t`` (carry raveled), ``L`` the sequence loss.
+    """``(T,)``: entry ``t`` is ``||dL/dc_{t-1}||`` (carry raveled), the total derivative
+    of the sequence loss with respect to the carry entering step ``t`` (entry 0: the
+    initial carry), i.e. through steps ``t, t+1, ...``; see the module docstring.
 
-    Computed by BPTT: a zero perturbation ``e_t`` is added to each carry after step
-    ``t`` and ``dL/de_t`` is taken. Masked steps (carry unchanged) report the gradient
-    with respect to the carried-over state.
+    Computed by BPTT: a zero perturbation ``e_t`` is added to the carry just before
+    step ``t`` and ``dL/de_t`` is taken.
     """
     T = check_sequence_args(cell, params, xs, targets, carry0, mask)
     return _hidden_grad_norms(cell, step_loss, params, xs, targets, carry0, as_mask(mask, T))
@@ -43,11 +46,11 @@ def _hidden_grad_norms(cell, step_loss, params, xs, targets, carry0, mask):
     def loss(eps):
         def body(c, inp):
             x, tgt, m, e = inp
+            c = c + e
             new_c, y = cell.step(cell_params, unravel(c), x)
             new_c = ravel_pytree(new_c)[0]
             ell = step_loss(head, y, tgt)
-            c = jnp.where(m, new_c, c) + e
-            return c, jnp.where(m, ell, jnp.zeros_like(ell))
+            return where_mask(m, new_c, c), where_mask(m, ell, jnp.zeros_like(ell))
 
         _, ls = jax.lax.scan(body, c_flat, (xs, targets, mask, eps))
         return jnp.sum(ls)

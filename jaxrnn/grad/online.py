@@ -184,7 +184,11 @@ def online(
         grads = tree_add(state.grads, (fc.unravel_params(g), gh))
         count = state.count + 1
         params, opt_state, updated = _maybe_update(
-            optimizer, state.params, state.opt_state, grads, count % update_every == 0,
+            optimizer,
+            state.params,
+            state.opt_state,
+            grads,
+            count % update_every == 0,
             always=update_every == 1,
         )
         if update_every > 1:

@@ -1,7 +1,7 @@
 r"""RFLO: random-feedback local online learning (Murray, eLife 2019), symmetric feedback.
 
-For an Elman-type cell (carry ``h`` a single array, output ``y_t = h_t``, every
-parameter entry immediately affecting one unit ``u(j)``) RFLO drops the propagation of
+For an Elman-type cell (output ``y_t`` part of the carry ``h_t``, every parameter
+entry immediately affecting one carry entry ``u(j)``) RFLO drops the propagation of
 the influence through the recurrent weights and keeps a leaky trace of the immediate
 Jacobian, with the shape of the parameters:
 
@@ -47,42 +47,44 @@ def rflo_method(alpha: float = 1.0) -> Method:
     alpha = _check_alpha(alpha)
 
     def prepare(cell, fc, theta, c, x):
-        y = jax.eval_shape(fc.f, theta, c, x)[1]
-        if y.shape != c.shape:
-            raise ValueError(
-                "rflo needs an Elman-type cell whose output is its carry "
-                f"(y shape {y.shape} must equal the raveled carry shape {c.shape})"
-            )
         pat = probe_pattern(cell, fc, theta, c, x)
+        if pat.out_idx is None:
+            raise ValueError(
+                "rflo needs an Elman-type cell whose output y_t is (part of) its carry h_t"
+            )
         if pat.K > 1:
             raise ValueError(
                 f"rflo needs an Elman-type cell: a parameter touches {pat.K} carry entries "
                 "in one step (at most 1 allowed)"
             )
-        return fc, jnp.asarray(pat.units[0])
+        return fc, jnp.asarray(pat.units[0]), jnp.asarray(pat.out_idx)
 
     def init(ctx, theta, c, M0, key):
         return jnp.zeros_like(theta)
 
-    def history(ctx, B, g_c, g_y):
-        _, u = ctx
-        return (1.0 - alpha) * g_y[u] * B
+    def history(ctx, B, g_c, g_y):  # unused: RFLO reads the updated trace
+        raise NotImplementedError
+
+    def current(ctx, B, g_y):
+        fc, u, out_idx = ctx
+        delta = jnp.zeros((fc.S,), B.dtype).at[out_idx].add(jnp.reshape(g_y, (-1,)))
+        return delta[u] * B
 
     def update(ctx, theta, c, x, B, key):
-        fc, _ = ctx
+        fc, _, _ = ctx
         _, vjp = jax.vjp(lambda th: fc.f(th, c, x)[0], theta)
         (i_t,) = vjp(jnp.ones_like(c))
         return (1.0 - alpha) * B + i_t
 
-    return Method(init, history, update, prepare)
+    return Method(init, history, update, prepare, current=current)
 
 
 def rflo(cell: Cell, step_loss: StepLoss, *, alpha: float = 1.0) -> GradFn:
     """RFLO gradient function, same call as :func:`jaxrnn.grad.rtrl`.
 
     Args:
-      cell: an Elman-type cell (``y_t`` is the carry ``h_t``; each parameter entry feeds
-        one unit). Checked when traced (``ValueError`` otherwise).
+      cell: an Elman-type cell (``y_t`` is (part of) the carry ``h_t``; each parameter
+        entry feeds one carry entry). Checked when traced (``ValueError`` otherwise).
       step_loss: ``(head_params, y_t, target_t) -> scalar``.
       alpha: leak ``dt / tau`` in ``(0, 1]``; ``1`` gives TBPTT(1).
     """

@@ -10,13 +10,15 @@ compressed as ``E (K, P)`` with carry indices ``u (K, P)``:
 .. math::
 
     E_t[k, j] = \sum_{k'} D_t[u_{kj}, u_{k'j}]\, E_{t-1}[k', j] + I_t[u_{kj}, j],
+    \qquad
+    \nabla_\theta L_t \approx \sum_k \delta_t[u_{kj}]\, E_t[k, j],
+    \qquad \delta_t = \frac{\partial L_t}{\partial c_t}.
 
-    \nabla_\theta L_t = \frac{\partial L_t}{\partial \theta}\Big|_{c_{t-1}}
-                       + \sum_k g_c[u_{kj}]\, E_{t-1}[k, j],
-    \qquad g_c = \frac{\partial L_t}{\partial c_{t-1}}.
-
-The loss at ``t`` is differentiated exactly through step ``t`` (``g_c`` uses the full
-``D_t``); the mask applies to the influence carried from earlier steps.
+``delta_t`` needs the output to be part of the new carry (``y_t = c_t[idx]``, detected
+when traced; true for every built-in and stacked cell). For a cell whose output is not
+in its carry, the loss at ``t`` is instead differentiated exactly through step ``t``:
+``dL_t/dtheta|_{c_{t-1}} + sum_k g_c[u_kj] E_{t-1}[k, j]`` with
+``g_c = dL_t/dc_{t-1}``.
 
 Bias and variance: deterministic (zero variance), biased: it drops every path in which
 a parameter's effect crosses to another unit before the current step. It is exact when
@@ -44,7 +46,7 @@ __all__ = ["snap1", "snap1_method"]
 
 def _prepare(cell, fc, theta, c, x):
     pat = probe_pattern(cell, fc, theta, c, x)
-    return fc, jnp.asarray(pat.units), jnp.asarray(pat.valid), pat.K, pat.diag_D
+    return fc, jnp.asarray(pat.units), jnp.asarray(pat.valid), pat.K, pat.diag_D, pat.out_idx
 
 
 def _gather(M, u):
@@ -53,19 +55,19 @@ def _gather(M, u):
 
 
 def _init(ctx, theta, c, M0, key):
-    fc, u, valid, K, _ = ctx
+    fc, u, valid, K, _, _ = ctx
     if M0 is None:
         return jnp.zeros((K, fc.P), theta.dtype)
     return jnp.where(valid, _gather(M0, u), 0.0).astype(theta.dtype)
 
 
 def _history(ctx, E, g_c, g_y):
-    _, u, _, _, _ = ctx
+    _, u, _, _, _, _ = ctx
     return jnp.sum(g_c[u] * E, axis=0)
 
 
 def _update(ctx, theta, c, x, E, key):
-    fc, u, valid, K, diag_D = ctx
+    fc, u, valid, K, diag_D, _ = ctx
     step_c = lambda th, cc: fc.f(th, cc, x)[0]  # noqa: E731
     if K == 1:
         _, vjp = jax.vjp(lambda th: step_c(th, c), theta)
@@ -84,9 +86,17 @@ def _update(ctx, theta, c, x, E, key):
     return jnp.where(valid, new, 0.0)
 
 
+def _current(ctx, E, g_y):
+    fc, u, _, _, _, out_idx = ctx
+    if out_idx is None:
+        return None  # output not in the carry: differentiate the step exactly instead
+    delta = jnp.zeros((fc.S,), E.dtype).at[out_idx].add(jnp.reshape(g_y, (-1,)))
+    return jnp.sum(delta[u] * E, axis=0)
+
+
 def snap1_method() -> Method:
     """SnAp-1 as a :class:`~jaxrnn.grad._common.Method` (compressed ``E (K, P)``)."""
-    return Method(_init, _history, _update, _prepare)
+    return Method(_init, _history, _update, _prepare, current=_current)
 
 
 def snap1(cell: Cell, step_loss: StepLoss) -> GradFn:
