@@ -148,6 +148,8 @@ def scan(
         if reverse:  # boundary before t in forward time = after t in reverse time
             reset = jnp.concatenate([reset[1:], jnp.zeros((1,), bool)])
     steps = jnp.arange(T)
+    if length is not None:  # any integer dtype; compared with the step counter below
+        length = jnp.asarray(length).astype(steps.dtype)
 
     def body(c, inp):
         t, x, r = inp

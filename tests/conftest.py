@@ -7,8 +7,6 @@ run over all of them. A new cell adds one line here.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import pytest
@@ -40,11 +38,6 @@ CELL_CASES = {
 def cell_case(request):
     """``(name, make)`` where ``make(dtype) -> Cell``; parametrised over every cell."""
     return request.param, CELL_CASES[request.param]
-
-
-@functools.cache
-def _keys(seed: int):
-    return jax.random.key(seed)
 
 
 @pytest.fixture

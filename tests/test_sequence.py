@@ -190,3 +190,12 @@ def test_composite_errors():
         apply_batched(layer, p, jnp.ones((2, 4, 2)), length=jnp.array([1, 2, 3]))
     with pytest.raises(ValueError, match=r"length must be in \[1, 4\]"):
         apply_batched(layer, p, jnp.ones((2, 4, 2)), length=jnp.array([1, 5]))
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.int64, jnp.uint8])
+def test_length_of_any_integer_dtype(xs, dtype):
+    cell = jaxrnn.gru(INPUT_SIZE, 4, dtype=jnp.float64)
+    p = cell.init(jax.random.key(0))
+    for reverse in (False, True):
+        ref = jaxrnn.scan(cell, p, xs, length=4, reverse=reverse)
+        _close(jaxrnn.scan(cell, p, xs, length=jnp.asarray(4, dtype), reverse=reverse), ref)
