@@ -2,17 +2,25 @@
 
 A cell is a pure step function ``step(params, carry, x) -> (carry, y)`` for one
 example; :mod:`jaxrnn.sequence` lifts it over time with ``jax.lax.scan``,
-``jax.vmap`` batches it, :mod:`jaxrnn.nn` gives the PyTorch-shaped layers.
+``jax.vmap`` batches it, :mod:`jaxrnn.nn` gives the PyTorch-shaped layers and
+:mod:`jaxrnn.grad` the gradient methods (BPTT, RTRL and the online approximations).
+Training (:mod:`jaxrnn.train`) and tasks (:mod:`jaxrnn.tasks`) are imported on demand.
 """
 
-from jaxrnn import (
-    grad,
-    initializers,
-    nn,
-    sequence,
-)
+from jaxrnn import cells, grad, initializers, nn, sequence
 from jaxrnn.base import Cell, Layer
-from jaxrnn.cells import GRUParams, LSTMCarry, LSTMParams, RNNParams, gru, lstm, rnn
+from jaxrnn.cells import (
+    GRUParams,
+    IndRNNParams,
+    LSTMCarry,
+    LSTMParams,
+    RNNParams,
+    gru,
+    indrnn,
+    lstm,
+    rnn,
+    stack_cells,
+)
 from jaxrnn.interop import from_torch, load_state_dict, state_dict, to_torch
 from jaxrnn.sequence import apply_batched, bidirectional, recurrent, scan, stack
 
@@ -21,14 +29,18 @@ __version__ = "0.1.0"
 __all__ = [
     "Cell",
     "GRUParams",
+    "IndRNNParams",
     "LSTMCarry",
     "LSTMParams",
     "Layer",
     "RNNParams",
     "apply_batched",
     "bidirectional",
+    "cells",
     "from_torch",
+    "grad",
     "gru",
+    "indrnn",
     "initializers",
     "load_state_dict",
     "lstm",
@@ -38,6 +50,7 @@ __all__ = [
     "scan",
     "sequence",
     "stack",
+    "stack_cells",
     "state_dict",
     "to_torch",
 ]

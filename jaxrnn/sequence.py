@@ -79,6 +79,19 @@ def _check_length(length, T: int) -> None:
         raise ValueError(f"length must be in [1, {T}], got {int(length)}")
 
 
+def _check_dtype(xs, carry) -> None:
+    """Inputs must share the carry's floating dtype (a float64 ``xs`` against float32
+    parameters would promote the carry inside the scan)."""
+    dtypes = {jnp.result_type(a) for a in jax.tree_util.tree_leaves(carry)}
+    if len(dtypes) == 1:
+        (dtype,) = dtypes
+        if jnp.issubdtype(dtype, jnp.floating) and jnp.result_type(xs) != dtype:
+            raise ValueError(
+                f"xs must have dtype {dtype} (the dtype of the carry and parameters), "
+                f"got {jnp.result_type(xs)}; cast xs, or build the cell with a matching dtype"
+            )
+
+
 def _check_reset(reset, T: int) -> None:
     if jnp.shape(reset) != (T,):
         raise ValueError(f"reset must have shape ({T},), got {jnp.shape(reset)}")
@@ -139,6 +152,7 @@ def scan(
     T = xs.shape[0]
     if carry is None:
         carry = cell.initial_carry(params)
+    _check_dtype(xs, carry)
     if length is not None:
         _check_length(length, T)
     if reset is not None:

@@ -151,7 +151,7 @@ def test_apply_batched_given_carry_and_keys():
 
 
 def test_layer_input_errors():
-    layer = jaxrnn.recurrent(jaxrnn.lstm(3, 4))
+    layer = jaxrnn.recurrent(jaxrnn.lstm(3, 4, dtype=jnp.float64))
     p = layer.init(jax.random.key(0))
     with pytest.raises(ValueError, match=r"xs must have shape \(T, 3\)"):
         layer.apply(p, jnp.ones((5, 2)))
@@ -199,3 +199,10 @@ def test_length_of_any_integer_dtype(xs, dtype):
     for reverse in (False, True):
         ref = jaxrnn.scan(cell, p, xs, length=4, reverse=reverse)
         _close(jaxrnn.scan(cell, p, xs, length=jnp.asarray(4, dtype), reverse=reverse), ref)
+
+
+def test_input_dtype_must_match_the_carry():
+    cell = jaxrnn.gru(INPUT_SIZE, 4)  # float32 parameters
+    p = cell.init(jax.random.key(0))
+    with pytest.raises(ValueError, match="xs must have dtype float32"):
+        jaxrnn.scan(cell, p, jnp.ones((5, INPUT_SIZE), jnp.float64))
