@@ -17,9 +17,10 @@ import numpy as np
 import optax
 
 import jaxrnn
+from jaxrnn.grad import cosine
 from jaxrnn.models import linear
 from jaxrnn.tasks import ADD_TASK_FLOORS, add_task_stream
-from jaxrnn.train import cosine, gradient_methods
+from jaxrnn.train import gradient_methods
 
 H, CHUNK, UPDATES = 16, 50, 2000
 cell = jaxrnn.rnn(1, H)
@@ -32,16 +33,13 @@ def step_loss(head_params, y, target):  # soft-target cross-entropy of one step
 
 x, y = add_task_stream(CHUNK * UPDATES, seed=0)
 xs, ys = x.reshape(UPDATES, CHUNK, 1), y.reshape(UPDATES, CHUNK, 2)
-methods = gradient_methods()  # jaxrnn.grad's methods when available
+methods = gradient_methods()  # every jaxrnn.grad method, called the same way
 runs = {"bptt": {}, "tbptt": {"k": 5}, "rtrl": {}}
 init = (cell.init(jax.random.key(0)), head_init(jax.random.key(1)))
 bptt_grad = methods["bptt"](cell, step_loss)
 
 print(f"{'method':<10} {'final CE':>9} {'cos to BPTT':>12} {'seconds':>8}")
 for name, opts in runs.items():
-    if name not in methods:
-        print(f"{name:<10} (not available)")
-        continue
     grad_fn = methods[name](cell, step_loss, **opts)
     cos = cosine(grad_fn(init, xs[0], ys[0])[1], bptt_grad(init, xs[0], ys[0])[1])
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(3e-3))

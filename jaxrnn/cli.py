@@ -511,9 +511,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import optax
     from tqdm.auto import tqdm
 
+    from jaxrnn.grad import cosine
     from jaxrnn.models import linear, make_cell
     from jaxrnn.tasks import ADD_TASK_FLOORS, add_task_stream
-    from jaxrnn.train import cosine, gradient_methods
+    from jaxrnn.train import gradient_methods
 
     available = gradient_methods()
     wanted = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -13,16 +13,14 @@
 - :func:`fit`: the loop, with a tqdm bar, periodic evaluation, a metrics history, early
   stopping and atomic checkpoints (:mod:`jaxrnn.checkpoint`) of params, optimizer state,
   step and PRNG key; ``resume=True`` continues bit-identically.
-- :func:`gradient_methods`: the registry of sequence-gradient methods with the
-  ``jaxrnn.grad`` signature ``factory(cell, step_loss, **options) -> grad_fn``,
-  ``grad_fn((cell_params, head_params), xs, targets, carry0=None) -> (loss, (cell_grads,
-  head_grads))``; taken from :mod:`jaxrnn.grad` when it is available, with BPTT and
-  truncated BPTT defined here as a fallback.
+- :func:`gradient_methods`: the registry of :mod:`jaxrnn.grad`'s sequence-gradient
+  methods, ``factory(cell, step_loss, **options) -> grad_fn`` with
+  ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, key=None) ->
+  (loss, (cell_grads, head_grads))``, so every method is called the same way.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,9 +33,9 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxrnn.base import Array, Cell, Params, PRNGKey
+from jaxrnn import grad as _grad
+from jaxrnn.base import Array, Params, PRNGKey
 from jaxrnn.checkpoint import load_checkpoint, save_checkpoint
-from jaxrnn.sequence import scan
 
 __all__ = [
     "OPTIMIZERS",
@@ -390,67 +388,6 @@ def fit(
 # ------------------------------------------------------------------- gradient methods
 
 
-def _check_grad_inputs(cell: Cell, xs) -> None:
-    if jnp.ndim(xs) != 2:
-        raise ValueError(f"xs must have shape (T, {cell.input_size}), got {jnp.shape(xs)}")
-
-
-def bptt(cell: Cell, step_loss: Callable[[Params, Array, Any], Array]) -> Callable:
-    """Backpropagation through time for the ``jaxrnn.grad`` signature (fallback).
-
-    ``L = sum_t step_loss(head_params, y_t, target_t)`` with
-    ``carry_t, y_t = cell.step(cell_params, carry_{t-1}, x_t)``; returns
-    ``(L, (dL/dcell_params, dL/dhead_params))``.
-    """
-
-    def total(params, xs, targets, carry0):
-        cell_params, head_params = params
-        _, ys = scan(cell, cell_params, xs, carry0)
-        losses = jax.vmap(lambda y, t: step_loss(head_params, y, t))(ys, targets)
-        return jnp.sum(losses)
-
-    def grad_fn(params, xs, targets, carry0=None):
-        _check_grad_inputs(cell, xs)
-        return jax.value_and_grad(total)(params, xs, targets, carry0)
-
-    return grad_fn
-
-
-def tbptt(cell: Cell, step_loss: Callable[[Params, Array, Any], Array], k: int = 10) -> Callable:
-    """Truncated BPTT(k, k) (fallback): chunks of ``k`` steps, gradient stopped between.
-
-    The carry crosses chunk boundaries through ``jax.lax.stop_gradient``, so each
-    chunk's loss is differentiated only through its own ``k`` steps (Williams & Peng
-    1990). ``T`` need not be a multiple of ``k``.
-    """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
-
-    def grad_fn(params, xs, targets, carry0=None):
-        _check_grad_inputs(cell, xs)
-        carry = cell.initial_carry(params[0]) if carry0 is None else carry0
-        T = xs.shape[0]
-        total = jnp.zeros((), xs.dtype)
-        grads = jax.tree_util.tree_map(jnp.zeros_like, params)
-
-        def chunk_loss(p, c, x, tg):
-            c, ys = scan(cell, p[0], x, c)
-            losses = jax.vmap(lambda y, t: step_loss(p[1], y, t))(ys, tg)
-            return jnp.sum(losses), c
-
-        for a in range(0, T, k):
-            tg = jax.tree_util.tree_map(lambda v, a=a: v[a : a + k], targets)
-            (loss, carry), g = jax.value_and_grad(chunk_loss, has_aux=True)(
-                params, carry, xs[a : a + k], tg
-            )
-            carry = jax.lax.stop_gradient(carry)
-            total = total + loss
-            grads = jax.tree_util.tree_map(jnp.add, grads, g)
-        return total, grads
-
-    return grad_fn
-
-
 STOCHASTIC_METHODS = ("uoro",)
 
 
@@ -473,32 +410,13 @@ def _with_key(factory: Callable[..., Callable], stochastic: bool) -> Callable[..
 
 
 def gradient_methods() -> dict[str, Callable[..., Callable]]:
-    """Name -> ``factory(cell, step_loss, **options) -> grad_fn`` for every method.
+    """Name -> ``factory(cell, step_loss, **options) -> grad_fn`` for every method of
+    :mod:`jaxrnn.grad` (``bptt``, ``tbptt`` (option ``k``), ``rtrl``, ``snap1``, ``uoro``,
+    ``rflo``).
 
     ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, key=None) ->
     (loss, (cell_grads, head_grads))``; ``key`` is required by stochastic methods
-    (UORO) and ignored by the others. Uses :mod:`jaxrnn.grad` (``bptt``, ``tbptt``
-    (option ``k``), ``rtrl``, ``snap1``, ``uoro``, ``rflo``) when it can be imported,
-    and falls back to this module's :func:`bptt` and :func:`tbptt`.
+    (UORO) and ignored by the others, so every method can be called the same way.
     """
-    methods: dict[str, Callable[..., Callable]] = {
-        "bptt": _with_key(bptt, False),
-        "tbptt": _with_key(tbptt, False),
-    }
-    try:
-        from jaxrnn import grad as _grad  # an earlier stage; optional while it is written
-    except ImportError:
-        return methods
-    for name in ("bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo"):
-        fn = getattr(_grad, name, None)
-        if callable(fn):
-            methods[name] = _with_key(fn, name in STOCHASTIC_METHODS)
-    return methods
-
-
-def cosine(a: Params, b: Params) -> float:
-    """Cosine similarity of two pytrees flattened to vectors."""
-    va = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(a)])
-    vb = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(b)])
-    den = jnp.linalg.norm(va) * jnp.linalg.norm(vb)
-    return float(jnp.vdot(va, vb) / den) if float(den) > 0 else math.nan
+    names = ("bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo")
+    return {n: _with_key(getattr(_grad, n), n in STOCHASTIC_METHODS) for n in names}

@@ -12,7 +12,8 @@ product is 720 compilations of a scan's gradient (1-4 s each on the 2-core CPU),
 outside the test budget, so the cases form a covering array: the full product of
 cell x num_layers x bidirectional (30 rows), with bias, layout, h_0 and lengths chosen
 so that every pair of values of every two axes occurs in some row
-(:func:`test_covering_array_covers_all_pairs` checks it).
+(:func:`test_covering_array_covers_all_pairs` checks it). The other 690 rows of the full
+product run outside CI as a slow test (``pytest -m slow``).
 """
 
 from __future__ import annotations
@@ -264,6 +265,18 @@ def test_covering_array_covers_all_pairs():
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_parity_float64(case):
+    _compare(case, np.float64, rtol=1e-10, atol=1e-10)
+
+
+_FULL = [dict(zip(NAMES, v)) for v in itertools.product(*AXES.values())]
+REST_OF_PRODUCT = [c for c in _FULL if c not in CASES]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", REST_OF_PRODUCT, ids=_case_id)
+def test_parity_float64_rest_of_full_product(case):
+    """The rows of the full product that the covering array leaves out (about 15
+    minutes on 2 cores, outside CI): ``pytest -m slow tests/test_torch_parity.py``."""
     _compare(case, np.float64, rtol=1e-10, atol=1e-10)
 
 

@@ -1,5 +1,5 @@
 """Training: masked losses against PyTorch/numpy, the train step, the fit loop (resume
-bit for bit, early stopping), the fallback gradient methods, and CI-sized learning
+bit for bit, early stopping), the gradient-method registry, and CI-sized learning
 checks (digits LSTM, embedded Reber, adding T=100, the seed's next-letter SRN)."""
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from jaxrnn.models import generate, make_layer, objective, sequence_model
 from jaxrnn.train import (
     EarlyStopping,
     batch_sampler,
-    bptt,
     evaluate_batched,
     fit,
     gradient_methods,
     make_optimizer,
     make_train_step,
-    tbptt,
 )
 
 # ------------------------------------------------------------------------------ losses
@@ -246,9 +244,10 @@ def _loop_loss(cell, step_loss, params, xs, targets, k=None):
 
 
 @pytest.mark.parametrize("k", [None, 1, 3, 7])
-def test_fallback_bptt_and_tbptt_match_a_python_loop(k):
+def test_registry_bptt_and_tbptt_match_a_python_loop(k):
     cell, params, xs, targets, step_loss = _rnn_problem()
-    fn = bptt(cell, step_loss) if k is None else tbptt(cell, step_loss, k)
+    methods = gradient_methods()
+    fn = methods["bptt"](cell, step_loss) if k is None else methods["tbptt"](cell, step_loss, k=k)
     loss, grads = fn(params, xs, targets)
     want_loss, want = jax.value_and_grad(lambda p: _loop_loss(cell, step_loss, p, xs, targets, k))(
         params
@@ -261,10 +260,9 @@ def test_fallback_bptt_and_tbptt_match_a_python_loop(k):
 def test_gradient_methods_registry_agrees_with_bptt_where_exact():
     cell, params, xs, targets, step_loss = _rnn_problem()
     methods = gradient_methods()
-    assert {"bptt", "tbptt"} <= set(methods)
+    assert set(methods) == {"bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo"}
     ref = jax.grad(lambda p: _loop_loss(cell, step_loss, p, xs, targets))(params)
-    exact = [m for m in ("bptt", "rtrl") if m in methods]
-    for name in exact:
+    for name in ("bptt", "rtrl"):
         _, g = methods[name](cell, step_loss)(params, xs, targets, key=jax.random.key(0))
         for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(ref)):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
