@@ -58,9 +58,9 @@ def test_masked_sequence_cross_entropy_matches_torch(B, T, C, seed):
     got = losses.cross_entropy(
         jnp.asarray(logits), jnp.asarray(labels), losses.length_mask(length, T)
     )
-    np.testing.assert_allclose(float(got), want, rtol=1e-12)
+    np.testing.assert_allclose(float(got), want, rtol=1e-12, atol=1e-15)
     bpc = losses.bits_per_character(jnp.asarray(logits), jnp.asarray(labels), mask)
-    np.testing.assert_allclose(float(bpc), want / math.log(2), rtol=1e-12)
+    np.testing.assert_allclose(float(bpc), want / math.log(2), rtol=1e-12, atol=1e-15)
     hits = (logits.argmax(-1) == labels)[mask].mean()
     acc = losses.accuracy(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(mask))
     np.testing.assert_allclose(float(acc), hits, rtol=1e-12)
