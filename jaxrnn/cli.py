@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -657,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
             args
         )
     except (CLIError, ValueError, FileNotFoundError) as e:
+        if os.environ.get("JAXRNN_TRACEBACK"):  # show where the error came from
+            raise
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"jaxrnn: error: {msg}", file=sys.stderr)
         return 2

@@ -167,3 +167,9 @@ def test_train_method_targets_give_the_bptt_gradient_of_the_training_loss(kind):
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want)):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6)
+
+
+def test_traceback_on_request(monkeypatch):
+    monkeypatch.setenv("JAXRNN_TRACEBACK", "1")
+    with pytest.raises(cli.CLIError, match="steps"):
+        cli.main(["train", "--steps", "-1"])
