@@ -426,7 +426,25 @@ class RNN(_RNNBase):
 
 
 @dataclasses.dataclass(frozen=True)
-class GRU(_RNNBase):
+class _GatedBase(_RNNBase):
+    """The fields of :class:`GRU` and :class:`LSTM`, in ``torch.nn.GRU/LSTM`` order."""
+
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    proj_size: int = 0
+    dtype: Any = jnp.float32
+    _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class GRU(_GatedBase):
     r"""Multi-layer GRU with the interface of ``torch.nn.GRU``.
 
     Per layer and direction (:func:`jaxrnn.gru`, Cho et al. 2014, gate order ``r, z, n``)::
@@ -445,25 +463,12 @@ class GRU(_RNNBase):
 
     _name: ClassVar[str] = "GRU"
 
-    input_size: int
-    hidden_size: int
-    num_layers: int = 1
-    bias: bool = True
-    batch_first: bool = False
-    dropout: float = 0.0
-    bidirectional: bool = False
-    proj_size: int = 0
-    dtype: Any = jnp.float32
-    _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
-    _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
-    _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
-
     def _make_cell(self, in_size: int) -> Cell:
         return gru(in_size, self.hidden_size, bias=self.bias, dtype=self.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTM(_RNNBase):
+class LSTM(_GatedBase):
     r"""Multi-layer LSTM (optionally with projections) with the interface of ``torch.nn.LSTM``.
 
     Per layer and direction (:func:`jaxrnn.lstm`; Hochreiter & Schmidhuber 1997, forget
@@ -485,19 +490,6 @@ class LSTM(_RNNBase):
     """
 
     _name: ClassVar[str] = "LSTM"
-
-    input_size: int
-    hidden_size: int
-    num_layers: int = 1
-    bias: bool = True
-    batch_first: bool = False
-    dropout: float = 0.0
-    bidirectional: bool = False
-    proj_size: int = 0
-    dtype: Any = jnp.float32
-    _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
-    _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
-    _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
 
     def _make_cell(self, in_size: int) -> Cell:
         return lstm(
