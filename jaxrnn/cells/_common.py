@@ -14,6 +14,16 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
+_NONLINEARITIES = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+
+
+def nonlinearity_fn(nonlinearity: str):
+    """The activation named ``"tanh"`` or ``"relu"``; ``ValueError`` otherwise."""
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return _NONLINEARITIES[nonlinearity]
+
+
 def check_float_dtype(name: str, dtype) -> jnp.dtype:
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):

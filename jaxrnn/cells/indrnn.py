@@ -8,10 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.cells._common import check_float_dtype, check_positive_int
+from jaxrnn.cells._common import check_float_dtype, check_positive_int, nonlinearity_fn
 from jaxrnn.initializers import Initializer, pytorch_default
-
-_NONLINEARITIES = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 class IndRNNParams(NamedTuple):
@@ -66,9 +64,7 @@ def indrnn(
     check_positive_int("input_size", input_size)
     check_positive_int("hidden_size", hidden_size)
     dtype = check_float_dtype("dtype", dtype)
-    if nonlinearity not in _NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    phi = _NONLINEARITIES[nonlinearity]
+    phi = nonlinearity_fn(nonlinearity)
     default = pytorch_default(hidden_size)
 
     def init(key):

@@ -8,10 +8,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.cells._common import affine, check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.cells._common import (
+    affine,
+    check_float_dtype,
+    check_positive_int,
+    gated_weights,
+    nonlinearity_fn,
+)
 from jaxrnn.initializers import Initializer
-
-_NONLINEARITIES = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 class RNNParams(NamedTuple):
@@ -64,9 +68,7 @@ def rnn(
     check_positive_int("input_size", input_size)
     check_positive_int("hidden_size", hidden_size)
     dtype = check_float_dtype("dtype", dtype)
-    if nonlinearity not in _NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    phi = _NONLINEARITIES[nonlinearity]
+    phi = nonlinearity_fn(nonlinearity)
 
     def init(key):
         w = gated_weights(
