@@ -33,6 +33,33 @@ class StepFn(Protocol):
     def __call__(self, params: Params, carry: Carry, x: Array) -> tuple[Carry, Array]: ...
 
 
+class Projection(NamedTuple):
+    """An input projection a cell offers to the engine (optional ``Cell.projection``).
+
+    ``project(params, x (I,)) -> u`` and ``step(params, carry, u) -> (carry, y)`` with
+    ``cell.step(params, carry, x) == step(params, carry, project(params, x))``; the
+    engine may then run ``project`` over all steps at once (one GEMM) before the loop.
+    """
+
+    project: Callable[[Params, Array], Array]
+    step: Callable[[Params, Carry, Array], tuple[Carry, Array]]
+
+
+class SequenceFn(Protocol):
+    def __call__(
+        self,
+        params: Params,
+        xs: Array,
+        carry: Carry,
+        *,
+        mask: Array | None = None,
+        reset: Array | None = None,
+        reset_carry: Carry | None = None,
+        reverse: bool = False,
+        unroll: int | bool = 1,
+    ) -> tuple[Carry, Array]: ...
+
+
 class Cell(NamedTuple):
     """One recurrent step for one example: ``step(params, carry, x) -> (carry, y)``.
 
@@ -49,6 +76,15 @@ class Cell(NamedTuple):
         is diagonal (block-diagonal per unit). Gradient engines use it for exact RTRL
         in O(params) per step; the declaration is checked by
         ``jaxrnn.grad.check_diagonal``.
+      projection: an optional :class:`Projection` (input projection the engine may
+        hoist out of the loop).
+      sequence: an optional whole-sequence implementation
+        ``sequence(params, xs (T, I), carry, *, mask, reset, reset_carry, reverse,
+        unroll) -> (carry, ys)``, equal to scanning ``step`` with the engine's
+        validity rules (:mod:`jaxrnn.engine`; ``reset`` is already in processing
+        order and restricted to valid steps, masked inputs are already zero). The
+        engine uses it when present: the fused backward of the built-in cells, the
+        parallel scans of linear recurrences.
 
     A user-defined cell only needs the first three fields::
 
@@ -61,6 +97,8 @@ class Cell(NamedTuple):
     input_size: int | None = None
     output_size: int | None = None
     diagonal: bool = False
+    projection: Projection | None = None
+    sequence: SequenceFn | Callable[..., tuple[Carry, Array]] | None = None
 
 
 class ApplyFn(Protocol):
@@ -71,6 +109,7 @@ class ApplyFn(Protocol):
         carry: Carry | None = None,
         *,
         length: Array | int | None = None,
+        mask: Array | None = None,
         reset: Array | None = None,
         key: PRNGKey | None = None,
     ) -> tuple[Carry, Array]: ...
@@ -82,10 +121,11 @@ class Layer(NamedTuple):
     Attributes:
       init: ``key -> params``.
       initial_carry: ``params -> carry``.
-      apply: ``(params, xs, carry=None, *, length=None, reset=None, key=None)
-        -> (final_carry, ys)`` with ``xs (T, input_size)`` and ``ys (T, output_size)``.
-        ``length`` (an integer in ``[1, T]``) marks a valid prefix: the carry freezes
-        after it and padded outputs are zero. ``reset (T,)`` restarts the carry from
+      apply: ``(params, xs, carry=None, *, length=None, mask=None, reset=None,
+        key=None) -> (final_carry, ys)`` with ``xs (T, input_size)`` and
+        ``ys (T, output_size)``. ``length`` (an integer in ``[1, T]``) marks a valid
+        prefix and ``mask (T,)`` the valid steps: the carry freezes on the others and
+        their outputs are zero (see :mod:`jaxrnn.engine`). ``reset (T,)`` restarts the carry from
         ``initial_carry`` before the steps where it is true. ``key`` enables dropout
         (``None``: deterministic, like ``torch`` in eval mode).
       input_size, output_size: widths of ``xs`` and ``ys``.

@@ -6,8 +6,9 @@ same parameter layout, so code and weights move between the two without reshuffl
 (see :mod:`jaxrnn.interop.torch`). They are thin: each object holds its static
 configuration and a :class:`~jaxrnn.Layer` built from :mod:`jaxrnn.sequence`
 (``stack`` of ``bidirectional`` / one-direction ``recurrent`` layers of the built-in
-cells), batched by ``jax.vmap`` through :func:`jaxrnn.sequence.apply_batched`. There is
-no second scan here.
+cells), batched by ``jax.vmap`` through :func:`jaxrnn.sequence.apply_batched`, run by the
+engine (:mod:`jaxrnn.engine`; the fused path of the built-in cells). ``apply`` is
+compiled once per layer object, so eager calls do not re-trace.
 
 Example::
 
@@ -91,10 +92,9 @@ def _one_direction(cell: Cell) -> Layer:
     def initial_carry(params):
         return (inner.initial_carry(params[0]),)
 
-    def apply(params, xs, carry=None, *, length=None, reset=None, key=None):
-        c, ys = inner.apply(
-            params[0], xs, None if carry is None else carry[0], length=length, reset=reset
-        )
+    def apply(params, xs, carry=None, *, length=None, mask=None, reset=None, key=None):
+        c0 = None if carry is None else carry[0]
+        c, ys = inner.apply(params[0], xs, c0, length=length, mask=mask, reset=reset)
         return (c,), ys
 
     return Layer(init, initial_carry, apply, inner.input_size, inner.output_size)
@@ -165,6 +165,8 @@ class _RNNBase:
         ]
         object.__setattr__(self, "_cells", cells)
         object.__setattr__(self, "_layer", stack(*layers, dropout=self.dropout))
+        # Compiled once per layer object, so eager calls do not re-trace every time.
+        object.__setattr__(self, "_run", jax.jit(self._forward))
         # Abstract params, for validating what apply() is given (no arrays allocated).
         object.__setattr__(
             self, "_param_shapes", jax.eval_shape(self._layer.init, jax.random.key(0))
@@ -359,7 +361,12 @@ class _RNNBase:
         carry = None if hx is None else self._hx_to_carry(hx, B)
         if lengths is not None:
             lengths = self._check_lengths(lengths, T, B)
-        if B is None:
+        return self._run(params, x, carry, lengths, key)
+
+    __call__ = apply
+
+    def _forward(self, params, x, carry, lengths, key):
+        if x.ndim == 2:
             carry, ys = self._layer.apply(params, x, carry, length=lengths, key=key)
         else:
             xs = x if self.batch_first else jnp.swapaxes(x, 0, 1)
@@ -367,8 +374,6 @@ class _RNNBase:
             if not self.batch_first:
                 ys = jnp.swapaxes(ys, 0, 1)
         return ys, self._carry_to_hx(carry)
-
-    __call__ = apply
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,6 +414,7 @@ class RNN(_RNNBase):
     _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
     _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
     _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _run: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if self.nonlinearity not in ("tanh", "relu"):
@@ -441,6 +447,7 @@ class _GatedBase(_RNNBase):
     _cells: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
     _layer: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
     _param_shapes: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
+    _run: Any = dataclasses.field(init=False, repr=False, compare=False, default=None)
 
 
 @dataclasses.dataclass(frozen=True)

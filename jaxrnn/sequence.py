@@ -1,12 +1,12 @@
-"""Sequence layers: a cell lifted over time with ``jax.lax.scan``, for one example.
+"""Sequence layers: a cell lifted over time by the engine, for one example.
 
 Everything here works on one example, ``xs (T, input_size)``; batch with ``jax.vmap``
 (or :func:`apply_batched` for any number of leading batch dimensions).
 
-- :func:`scan`: the primitive. Runs ``cell.step`` over ``xs`` with an optional valid
-  prefix ``length`` (the carry freezes after it, padded outputs are zero), ``reverse``
-  (reverses only the valid prefix, so padding stays at the end) and per-step ``reset``
-  flags (episode boundaries).
+- :func:`scan` (from :mod:`jaxrnn.engine`): the primitive. Runs a cell over ``xs`` with
+  an optional valid prefix ``length`` or ``mask`` (the carry freezes on invalid steps,
+  their outputs are zero), ``reverse`` (reverses only the valid prefix, so padding stays
+  at the end) and per-step ``reset`` flags (episode boundaries).
 - :func:`recurrent`, :func:`bidirectional`, :func:`stack`: build :class:`~jaxrnn.Layer`
   values from cells, pair directions, and stack layers with dropout in between.
 """
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.base import Array, Carry, Cell, Layer, Params, PRNGKey
+from jaxrnn.engine import _is_concrete, check_carry, check_inputs, scan
 
 __all__ = [
     "apply_batched",
@@ -33,160 +34,6 @@ __all__ = [
 ]
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def check_inputs(xs, input_size: int | None, name: str = "xs") -> None:
-    """Raise ``ValueError`` unless ``xs`` is a floating ``(T, input_size)`` array."""
-    shape = getattr(xs, "shape", None)
-    dtype = getattr(xs, "dtype", None)
-    if shape is None or dtype is None:
-        raise ValueError(f"{name} must be an array of shape (T, {input_size}), got {type(xs)}")
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"{name} must have a floating dtype, got {dtype}")
-    if len(shape) != 2:
-        raise ValueError(f"{name} must have shape (T, {input_size}), got {tuple(shape)}")
-    if shape[0] < 1:
-        raise ValueError(f"{name} must have at least one time step, got shape {tuple(shape)}")
-    if input_size is not None and shape[1] != input_size:
-        raise ValueError(f"{name} must have shape (T, {input_size}), got {tuple(shape)}")
-
-
-def check_carry(carry, expected, name: str = "carry") -> None:
-    """Raise ``ValueError`` unless ``carry`` has the structure and shapes of ``expected``."""
-    want = jax.tree_util.tree_structure(expected)
-    got = jax.tree_util.tree_structure(carry)
-    if want != got:
-        raise ValueError(f"{name} must have the structure {want}, got {got}")
-    for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected)):
-        if jnp.shape(a) != jnp.shape(b):
-            shapes = jax.tree_util.tree_map(jnp.shape, expected)
-            raise ValueError(f"{name} must have shapes {shapes}, got {jnp.shape(a)} in a leaf")
-
-
-def _check_length(length, T: int) -> None:
-    if jnp.ndim(length) != 0:
-        raise ValueError(
-            f"length must be a scalar integer in [1, {T}], got shape {jnp.shape(length)}"
-        )
-    if not jnp.issubdtype(jnp.result_type(length), jnp.integer):
-        raise ValueError(f"length must be an integer, got dtype {jnp.result_type(length)}")
-    if _is_concrete(length) and not 1 <= int(length) <= T:
-        raise ValueError(f"length must be in [1, {T}], got {int(length)}")
-
-
-def _check_dtype(xs, carry) -> None:
-    """Inputs must share the carry's floating dtype (a float64 ``xs`` against float32
-    parameters would promote the carry inside the scan)."""
-    dtypes = {jnp.result_type(a) for a in jax.tree_util.tree_leaves(carry)}
-    if len(dtypes) == 1:
-        (dtype,) = dtypes
-        if jnp.issubdtype(dtype, jnp.floating) and jnp.result_type(xs) != dtype:
-            raise ValueError(
-                f"xs must have dtype {dtype} (the dtype of the carry and parameters), "
-                f"got {jnp.result_type(xs)}; cast xs, or build the cell with a matching dtype"
-            )
-
-
-def _check_reset(reset, T: int) -> None:
-    if jnp.shape(reset) != (T,):
-        raise ValueError(f"reset must have shape ({T},), got {jnp.shape(reset)}")
-
-
-# ------------------------------------------------------------------------------- scan
-
-
-def _select(pred, on_true, on_false):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
-def _reverse_valid(a, length):
-    """Reverse the first ``length`` entries of axis 0 of ``a`` and keep the rest in place."""
-    T = a.shape[0]
-    t = jnp.arange(T)
-    idx = jnp.where(t < length, length - 1 - t, t)
-    return a[idx]
-
-
-def scan(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    carry: Carry | None = None,
-    *,
-    length: Array | int | None = None,
-    reverse: bool = False,
-    reset: Array | None = None,
-    unroll: int | bool = 1,
-) -> tuple[Carry, Array]:
-    r"""Run ``cell`` over one sequence: ``(carry_T, ys)``.
-
-    For ``t = 0 .. T-1`` (or the valid prefix reversed when ``reverse``)::
-
-        carry_t, y_t = cell.step(params, carry_{t-1}, xs[t])
-
-    Args:
-      cell: a :class:`~jaxrnn.Cell`.
-      params: its parameters.
-      xs: inputs ``(T, input_size)``.
-      carry: initial carry; ``None`` means ``cell.initial_carry(params)``.
-      length: number of valid steps ``L`` in ``[1, T]`` (an int or int scalar array,
-        traceable). Steps ``t >= L`` leave the carry unchanged and output zeros, so the
-        returned carry is the one after step ``L-1``. ``None`` means ``L = T``.
-      reverse: process the valid prefix backwards (``L-1, ..., 0``); outputs stay at
-        their original positions and the padding at the end, as with PyTorch's packed
-        sequences. The returned carry is the one after step ``0``.
-      reset: optional boolean ``(T,)``; ``reset[t]`` marks the start of a new episode
-        at ``t``: the carry is replaced by ``cell.initial_carry(params)`` just before
-        step ``t`` (forward) or just after step ``t`` (``reverse``, where ``t-1`` comes
-        next), so no information crosses the boundary in either direction.
-      unroll: passed to ``jax.lax.scan`` (``True`` unrolls fully).
-
-    Returns:
-      ``(carry, ys)`` with ``ys (T, output_size)``.
-    """
-    T = xs.shape[0]
-    if carry is None:
-        carry = cell.initial_carry(params)
-    _check_dtype(xs, carry)
-    if length is not None:
-        _check_length(length, T)
-    if reset is not None:
-        _check_reset(reset, T)
-        reset = jnp.asarray(reset, bool)
-        carry0 = cell.initial_carry(params)
-        if reverse:  # boundary before t in forward time = after t in reverse time
-            reset = jnp.concatenate([reset[1:], jnp.zeros((1,), bool)])
-    steps = jnp.arange(T)
-    if length is not None:  # any integer dtype; compared with the step counter below
-        length = jnp.asarray(length).astype(steps.dtype)
-
-    def body(c, inp):
-        t, x, r = inp
-        if r is not None:
-            c = _select(r, carry0, c)
-        new_c, y = cell.step(params, c, x)
-        if length is not None:
-            valid = t < length
-            new_c = _select(valid, new_c, c)
-            y = jnp.where(valid, y, jnp.zeros_like(y))
-        return new_c, y
-
-    if reverse and length is not None:
-        # Reverse only the valid prefix, scan forward over it, then put outputs back.
-        xs_p = _reverse_valid(xs, length)
-        if reset is not None:
-            reset = jnp.where(steps < length - 1, reset, False)
-            reset = _reverse_valid(reset, length)
-        carry, ys = jax.lax.scan(body, carry, (steps, xs_p, reset), unroll=unroll)
-        return carry, _reverse_valid(ys, length)
-    return jax.lax.scan(body, carry, (steps, xs, reset), reverse=reverse, unroll=unroll)
-
-
 # ----------------------------------------------------------------------------- layers
 
 
@@ -197,13 +44,21 @@ def recurrent(cell: Cell, *, reverse: bool = False, unroll: int | bool = 1) -> L
     ``(final_carry, ys (T, cell.output_size))``. ``key`` is accepted and ignored.
     """
 
-    def apply(params, xs, carry=None, *, length=None, reset=None, key=None):
+    def apply(params, xs, carry=None, *, length=None, mask=None, reset=None, key=None):
         del key
         check_inputs(xs, cell.input_size)
         if carry is not None:
             check_carry(carry, jax.eval_shape(cell.initial_carry, params))
         return scan(
-            cell, params, xs, carry, length=length, reverse=reverse, reset=reset, unroll=unroll
+            cell,
+            params,
+            xs,
+            carry,
+            length=length,
+            mask=mask,
+            reverse=reverse,
+            reset=reset,
+            unroll=unroll,
         )
 
     return Layer(cell.init, cell.initial_carry, apply, cell.input_size, cell.output_size)
@@ -259,13 +114,13 @@ def bidirectional(
     def initial_carry(params):
         return (fwd.initial_carry(params[0]), bwd.initial_carry(params[1]))
 
-    def apply(params, xs, carry=None, *, length=None, reset=None, key=None):
+    def apply(params, xs, carry=None, *, length=None, mask=None, reset=None, key=None):
         if carry is None:
             carry = initial_carry(params)
         elif not (isinstance(carry, tuple) and len(carry) == 2):
             raise ValueError("carry must be a pair (forward_carry, backward_carry)")
-        cf, yf = fwd.apply(params[0], xs, carry[0], length=length, reset=reset)
-        cb, yb = bwd.apply(params[1], xs, carry[1], length=length, reset=reset)
+        cf, yf = fwd.apply(params[0], xs, carry[0], length=length, mask=mask, reset=reset)
+        cb, yb = bwd.apply(params[1], xs, carry[1], length=length, mask=mask, reset=reset)
         return (cf, cb), merge_fn(yf, yb)
 
     return Layer(init, initial_carry, apply, forward.input_size, out)
@@ -317,7 +172,7 @@ def stack(*layers: Layer | Cell, dropout: float = 0.0) -> Layer:
     def initial_carry(params):
         return tuple(layer.initial_carry(p) for layer, p in zip(layers, params))
 
-    def apply(params, xs, carry=None, *, length=None, reset=None, key=None):
+    def apply(params, xs, carry=None, *, length=None, mask=None, reset=None, key=None):
         if carry is None:
             carry = initial_carry(params)
         elif not (isinstance(carry, tuple) and len(carry) == len(layers)):
@@ -328,7 +183,7 @@ def stack(*layers: Layer | Cell, dropout: float = 0.0) -> Layer:
         carries = []
         ys = xs
         for k, (layer, p, c) in enumerate(zip(layers, params, carry)):
-            c, ys = layer.apply(p, ys, c, length=length, reset=reset, key=keys[2 * k])
+            c, ys = layer.apply(p, ys, c, length=length, mask=mask, reset=reset, key=keys[2 * k])
             carries.append(c)
             if dropout > 0.0 and key is not None and k < len(layers) - 1:
                 ys = _dropout(keys[2 * k + 1], dropout, ys)
@@ -347,13 +202,15 @@ def apply_batched(
     carry: Carry | None = None,
     *,
     length: Array | None = None,
+    mask: Array | None = None,
     reset: Array | None = None,
     key: PRNGKey | None = None,
 ) -> tuple[Carry, Array]:
     """``layer.apply`` over any number of leading batch dimensions, by ``jax.vmap``.
 
     ``xs (*batch, T, I)``; ``carry`` leaves ``(*batch, ...)`` or ``None``; ``length``
-    ``(*batch,)``; ``reset (*batch, T)``; ``key`` is split into one key per example.
+    ``(*batch,)``; ``mask (*batch, T)``; ``reset (*batch, T)``; ``key`` is split into
+    one key per example.
     Returns ``carry`` with leaves ``(*batch, ...)`` and ``ys (*batch, T, output_size)``.
     """
     if jnp.ndim(xs) < 2:
@@ -361,6 +218,10 @@ def apply_batched(
     batch = tuple(xs.shape[:-2])
     if length is not None and jnp.shape(length) != batch:
         raise ValueError(f"length must have shape {batch}, got {jnp.shape(length)}")
+    for name, flags in (("mask", mask), ("reset", reset)):
+        if flags is not None and jnp.shape(flags) != (*batch, xs.shape[-2]):
+            want = (*batch, xs.shape[-2])
+            raise ValueError(f"{name} must have shape {want}, got {jnp.shape(flags)}")
     if length is not None and _is_concrete(length):
         lengths = np.asarray(length)
         if lengths.size and (lengths.min() < 1 or lengths.max() > xs.shape[-2]):
@@ -370,13 +231,14 @@ def apply_batched(
     x2 = flat(xs, len(batch))
     c2 = None if carry is None else jax.tree_util.tree_map(lambda a: flat(a, len(batch)), carry)
     l2 = flat(length, len(batch))
+    m2 = flat(mask, len(batch))
     r2 = flat(reset, len(batch))
     k2 = None if key is None else jax.random.split(key, n)
 
-    def one(x, c, ln, r, k):
-        return layer.apply(params, x, c, length=ln, reset=r, key=k)
+    def one(x, c, ln, m, r, k):
+        return layer.apply(params, x, c, length=ln, mask=m, reset=r, key=k)
 
-    axes = tuple(None if a is None else 0 for a in (x2, c2, l2, r2, k2))
-    c_out, ys = jax.vmap(one, in_axes=axes)(x2, c2, l2, r2, k2)
+    axes = tuple(None if a is None else 0 for a in (x2, c2, l2, m2, r2, k2))
+    c_out, ys = jax.vmap(one, in_axes=axes)(x2, c2, l2, m2, r2, k2)
     unflat = lambda a: a.reshape((*batch, *a.shape[1:]))  # noqa: E731
     return jax.tree_util.tree_map(unflat, c_out), unflat(ys)

@@ -61,14 +61,3 @@ def gated_weights(
         out["b_ih"] = (bias_init or default)(k_bi, (rows,), dtype)
         out["b_hh"] = (bias_init or default)(k_bh, (rows,), dtype)
     return out
-
-
-def affine(w_ih, b_ih, w_hh, b_hh, x, h):
-    """``W_ih x + b_ih`` and ``W_hh h + b_hh`` (biases may be ``None``)."""
-    gi = w_ih @ x
-    gh = w_hh @ h
-    if b_ih is not None:
-        gi = gi + b_ih
-    if b_hh is not None:
-        gh = gh + b_hh
-    return gi, gh

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.cells._common import affine, check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.cells._common import check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.cells._fused import Gated, GatedWeights, gated_cell
 from jaxrnn.initializers import Initializer
 
 
@@ -85,12 +86,28 @@ def gru(
     def initial_carry(params):
         return jnp.zeros((H,), params.w_hh.dtype)
 
-    def step(params, h, x):
-        gi, gh = affine(params.w_ih, params.b_ih, params.w_hh, params.b_hh, x, h)
+    def forward(gi, gh, h, _):
         r = jax.nn.sigmoid(gi[:H] + gh[:H])
         z = jax.nn.sigmoid(gi[H : 2 * H] + gh[H : 2 * H])
         n = jnp.tanh(gi[2 * H :] + r * gh[2 * H :])
-        h = (1.0 - z) * n + z * h
-        return h, h
+        return (1.0 - z) * n + z * h, None, (r, z, n, gh[2 * H :], h)
 
-    return Cell(init, initial_carry, step, input_size=input_size, output_size=H)
+    def coefficients(res):
+        r, z, n, gh_n, h = res
+        return (r * (1 - r) * gh_n, r, z * (1 - z) * (h - n), (1 - n * n) * (1 - z), z)
+
+    def tangent(coef, dgi, dgh, dh, _):
+        a_rn, r, a_z, a_n, z = coef
+        dn = dgi[2 * H :] + a_rn * (dgi[:H] + dgh[:H]) + r * dgh[2 * H :]
+        return a_n * dn + a_z * (dgi[H : 2 * H] + dgh[H : 2 * H]) + z * dh, None
+
+    spec = Gated(
+        weights=lambda p: GatedWeights(p.w_ih, p.b_ih, p.w_hh, p.b_hh, None),
+        additive=False,
+        split=lambda h: (h, None),
+        join=lambda h, _: h,
+        forward=forward,
+        coefficients=coefficients,
+        tangent=tangent,
+    )
+    return gated_cell(spec, init, initial_carry, input_size=input_size, output_size=H)

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.cells._common import affine, check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.cells._common import check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.cells._fused import Gated, GatedWeights, gated_cell
 from jaxrnn.initializers import Initializer, pytorch_default
 
 
@@ -122,17 +123,38 @@ def lstm(
         dt = params.w_hh.dtype
         return LSTMCarry(jnp.zeros((R,), dt), jnp.zeros((H,), dt))
 
-    def step(params, carry, x):
-        gi, gh = affine(params.w_ih, params.b_ih, params.w_hh, params.b_hh, x, carry.h)
-        gates = gi + gh
-        i = jax.nn.sigmoid(gates[:H])
-        f = jax.nn.sigmoid(gates[H : 2 * H])
-        g = jnp.tanh(gates[2 * H : 3 * H])
-        o = jax.nn.sigmoid(gates[3 * H :])
-        c = f * carry.c + i * g
-        h = o * jnp.tanh(c)
-        if params.w_hr is not None:
-            h = params.w_hr @ h
-        return LSTMCarry(h, c), h
+    def forward(z, _, h, c):
+        i = jax.nn.sigmoid(z[:H])
+        f = jax.nn.sigmoid(z[H : 2 * H])
+        g = jnp.tanh(z[2 * H : 3 * H])
+        o = jax.nn.sigmoid(z[3 * H :])
+        c_new = f * c + i * g
+        tc = jnp.tanh(c_new)
+        return o * tc, c_new, (i, f, g, o, c, tc)
 
-    return Cell(init, initial_carry, step, input_size=input_size, output_size=R)
+    def coefficients(res):
+        i, f, g, o, c, tc = res
+        return (
+            i * (1 - i) * g,
+            f * (1 - f) * c,
+            (1 - g * g) * i,
+            f,
+            o * (1 - o) * tc,
+            o * (1 - tc * tc),
+        )
+
+    def tangent(coef, dz, _, dh, dc):
+        a_i, a_f, a_g, f, a_o, b = coef
+        dc_new = f * dc + a_i * dz[:H] + a_f * dz[H : 2 * H] + a_g * dz[2 * H : 3 * H]
+        return a_o * dz[3 * H :] + b * dc_new, dc_new
+
+    spec = Gated(
+        weights=lambda p: GatedWeights(p.w_ih, p.b_ih, p.w_hh, p.b_hh, p.w_hr),
+        additive=True,
+        split=lambda carry: (carry.h, carry.c),
+        join=LSTMCarry,
+        forward=forward,
+        coefficients=coefficients,
+        tangent=tangent,
+    )
+    return gated_cell(spec, init, initial_carry, input_size=input_size, output_size=R)

@@ -9,12 +9,12 @@ import jax.numpy as jnp
 
 from jaxrnn.base import Cell
 from jaxrnn.cells._common import (
-    affine,
     check_float_dtype,
     check_positive_int,
     gated_weights,
     nonlinearity_fn,
 )
+from jaxrnn.cells._fused import Gated, GatedWeights, gated_cell
 from jaxrnn.initializers import Initializer
 
 
@@ -88,9 +88,25 @@ def rnn(
     def initial_carry(params):
         return jnp.zeros((hidden_size,), params.w_hh.dtype)
 
-    def step(params, h, x):
-        gi, gh = affine(params.w_ih, params.b_ih, params.w_hh, params.b_hh, x, h)
-        h = phi(gi + gh)
-        return h, h
+    relu = nonlinearity == "relu"
 
-    return Cell(init, initial_carry, step, input_size=input_size, output_size=hidden_size)
+    def forward(a, _, h, __):
+        h = phi(a)
+        return h, None, a if relu else h
+
+    def coefficients(res):  # phi'(a): 1 - h^2 (tanh), [a > 0] (relu, as jax.nn.relu)
+        return (res > 0).astype(res.dtype) if relu else 1 - res * res
+
+    def tangent(coef, da, _, dh, __):
+        return coef * da, None
+
+    spec = Gated(
+        weights=lambda p: GatedWeights(p.w_ih, p.b_ih, p.w_hh, p.b_hh, None),
+        additive=True,
+        split=lambda h: (h, None),
+        join=lambda h, _: h,
+        forward=forward,
+        coefficients=coefficients,
+        tangent=tangent,
+    )
+    return gated_cell(spec, init, initial_carry, input_size=input_size, output_size=hidden_size)

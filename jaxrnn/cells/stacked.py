@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, Projection
 
 __all__ = ["stack_cells"]
 
@@ -19,7 +19,9 @@ def stack_cells(*cells: Cell) -> Cell:
         (c^{(l)}_t, y^{(l)}_t) = \text{step}_l(\theta_l, c^{(l)}_{t-1}, y^{(l-1)}_t),
         \qquad y_t = y^{(L)}_t
 
-    (the deep RNN of Graves et al. 2013, without dropout). Params and carry are tuples
+    (the deep RNN of Graves et al. 2013, without dropout). The stack keeps what its
+    cells offer the engine: the first cell's input ``projection``, and a whole-sequence
+    ``sequence`` (layer after layer) when every cell has one. Params and carry are tuples
     with one entry per layer, so a gradient engine that treats a cell generically (e.g.
     :func:`jaxrnn.grad.rtrl`) handles the stack as one cell with the joint carry.
     The result is dense (``diagonal=False``): a stack of element-wise cells still has
@@ -48,12 +50,46 @@ def stack_cells(*cells: Cell) -> Cell:
     def initial_carry(params):
         return tuple(cell.initial_carry(p) for cell, p in zip(cells, params))
 
-    def step(params, carry, x):
+    def steps(first_step, params, carry, x):
         new = []
         y = x
-        for cell, p, c in zip(cells, params, carry):
-            c, y = cell.step(p, c, y)
+        for k, (cell, p, c) in enumerate(zip(cells, params, carry)):
+            c, y = (first_step if k == 0 else cell.step)(p, c, y)
             new.append(c)
         return tuple(new), y
 
-    return Cell(init, initial_carry, step, cells[0].input_size, cells[-1].output_size)
+    def step(params, carry, x):
+        return steps(cells[0].step, params, carry, x)
+
+    projection = None
+    if cells[0].projection is not None:
+        first = cells[0].projection
+
+        def projected_step(params, carry, u):
+            return steps(first.step, params, carry, u)
+
+        projection = Projection(lambda params, x: first.project(params[0], x), projected_step)
+
+    sequence = None
+    if all(cell.sequence is not None for cell in cells):
+
+        def sequence(params, xs, carry, *, mask=None, reset=None, reset_carry=None, **kw):
+            # Layer by layer over the whole sequence: the same mask and resets for every
+            # layer give the same result as stepping all layers at each time step.
+            new = []
+            ys = xs
+            for k, (cell, p, c) in enumerate(zip(cells, params, carry)):
+                rc = None if reset_carry is None else reset_carry[k]
+                c, ys = cell.sequence(p, ys, c, mask=mask, reset=reset, reset_carry=rc, **kw)
+                new.append(c)
+            return tuple(new), ys
+
+    return Cell(
+        init,
+        initial_carry,
+        step,
+        cells[0].input_size,
+        cells[-1].output_size,
+        projection=projection,
+        sequence=sequence,
+    )

@@ -31,7 +31,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell
-from jaxrnn.sequence import check_carry, check_inputs
+from jaxrnn.engine import check_carry, check_inputs, run
 
 StepLoss = Callable[[Any, jax.Array, Any], jax.Array]
 GradFn = Callable[..., tuple[jax.Array, tuple[Any, Any]]]
@@ -273,7 +273,7 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
     """Build the offline ``grad_fn`` of a forward-mode method (parameters frozen)."""
 
     @jax.jit
-    def run(params, xs, targets, carry0, mask, key):
+    def gradient(params, xs, targets, carry0, mask, key):
         cell_params, head = params
         from_init = carry0 is None
         carry = cell.initial_carry(cell_params) if from_init else carry0
@@ -288,18 +288,13 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
             k0, keys = None, None
         trace = method.init(ctx, theta, c, M0, k0)
 
-        def body(state, inp):
+        def step(_, state, inp):  # the method as a cell whose carry holds the trace
             c, trace, g_acc, h_acc, l_acc = state
-            x, tgt, m, k = inp
-            c_new, trace_new, loss, g, gh = method_step(
+            x, tgt, k = inp
+            c, trace, loss, g, gh = method_step(
                 method, ctx, fc, step_loss, theta, head, c, trace, x, tgt, k
             )
-            c = where_mask(m, c_new, c)
-            trace = where_mask(m, trace_new, trace)
-            g_acc = g_acc + where_mask(m, g, jnp.zeros_like(g))
-            h_acc = tree_add(h_acc, where_mask(m, gh, zeros_like_tree(gh)))
-            l_acc = l_acc + where_mask(m, loss, jnp.zeros_like(loss))
-            return (c, trace, g_acc, h_acc, l_acc), None
+            return (c, trace, g_acc + g, tree_add(h_acc, gh), l_acc + loss), None
 
         loss0 = jax.eval_shape(
             step_loss, head, jax.eval_shape(fc.f, theta, c, xs[0])[1], _index(targets, 0)
@@ -311,16 +306,21 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
             zeros_like_tree(head),
             jnp.zeros(loss0.shape, loss0.dtype),
         )
-        (_, _, g, gh, loss), _ = jax.lax.scan(body, state, (xs, targets, mask, keys))
+        augmented = Cell(_unused, _unused, step)
+        (_, _, g, gh, loss), _ = run(augmented, None, (xs, targets, keys), state, mask=mask)
         return loss, (fc.unravel_params(g), gh)
 
     def grad_fn(params, xs, targets, carry0=None, *, mask=None, key=None):
         T = check_sequence_args(cell, params, xs, targets, carry0, mask)
         if method.needs_key and key is None:
             raise ValueError("this method is stochastic: pass key=jax.random.key(...)")
-        return run(params, xs, targets, carry0, as_mask(mask, T), key)
+        return gradient(params, xs, targets, carry0, as_mask(mask, T), key)
 
     return grad_fn
+
+
+def _unused(*_):  # pragma: no cover - the engine never initialises an augmented cell
+    raise NotImplementedError
 
 
 def _index(tree, i):

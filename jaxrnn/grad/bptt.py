@@ -11,7 +11,7 @@ mask=None) -> (loss, (cell_grads, head_grads))`` with the sequence loss
 (masked steps add no loss and leave the carry unchanged, so a 0/1 prefix mask gives
 variable lengths).
 
-- :func:`bptt` (Werbos 1990): ``jax.value_and_grad`` through ``jax.lax.scan``; memory
+- :func:`bptt` (Werbos 1990): ``jax.value_and_grad`` through the engine; memory
   ``O(T S)`` for the stored activations, time ``O(P)`` per step (about 3 forward steps).
   With ``checkpoint=k`` (or ``True`` for ``k = ceil(sqrt(T))``) the scan runs as
   ``ceil(T/k)`` segments of ``k`` steps under ``jax.checkpoint``: only segment-boundary
@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
+from jaxrnn.engine import inert, run
 from jaxrnn.grad._common import (
     GradFn,
     StepLoss,
@@ -41,7 +42,6 @@ from jaxrnn.grad._common import (
     check_positive_int,
     check_sequence_args,
     select,
-    where_mask,
 )
 
 __all__ = ["bptt", "sequence_loss", "tbptt"]
@@ -59,24 +59,15 @@ def _pad(tree, T_pad, value=0):
 
 
 def _scan_loss(cell, step_loss, cell_params, head, carry, xs, targets, mask):
-    """``(final_carry, summed loss)`` of a masked scan (``mask=None``: every step).
-
-    The loss is summed in the scan carry, so nothing of length ``T`` is stored beyond
-    what reverse mode needs."""
-    y0 = jax.eval_shape(cell.step, cell_params, carry, xs[0])[1]
-    l0 = jax.eval_shape(step_loss, head, y0, jax.tree_util.tree_map(lambda a: a[0], targets))
-
-    def body(state, inp):
-        c, total = state
-        x, tgt, m = inp
-        c_new, y = cell.step(cell_params, c, x)
-        loss = step_loss(head, y, tgt)
-        return (where_mask(m, c_new, c), total + where_mask(m, loss, jnp.zeros_like(loss))), None
-
-    (carry, total), _ = jax.lax.scan(
-        body, (carry, jnp.zeros(l0.shape, l0.dtype)), (xs, targets, mask)
-    )
-    return carry, total
+    """``(final_carry, summed loss)`` of a masked run of the engine (``mask=None``: every
+    step counts); targets of masked steps are zeroed, so padding is inert."""
+    carry, ys = run(cell, cell_params, xs, carry, mask=mask)
+    if mask is not None:
+        targets = inert(targets, mask)
+    losses = jax.vmap(step_loss, in_axes=(None, 0, 0))(head, ys, targets)
+    if mask is not None:
+        losses = jnp.where(mask.reshape((-1,) + (1,) * (losses.ndim - 1)), losses, 0)
+    return carry, jnp.sum(losses, axis=0)
 
 
 def _segment_length(T: int) -> int:

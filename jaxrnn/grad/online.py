@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrnn.base import Cell
+from jaxrnn.engine import check_carry, run
 from jaxrnn.grad._common import (
     StepLoss,
     check_params_pair,
@@ -46,7 +47,6 @@ from jaxrnn.grad.rflo import rflo_method
 from jaxrnn.grad.rtrl import dense_method
 from jaxrnn.grad.snap import snap1_method
 from jaxrnn.grad.uoro import uoro_method
-from jaxrnn.sequence import check_carry
 
 __all__ = ["METHODS", "OnlineLearner", "OnlineState", "online"]
 
@@ -223,14 +223,8 @@ def _maybe_update(optimizer, params, opt_state, grads, do, *, always):
 def _online_tbptt(cell, step_loss, optimizer, k):
     def window_loss(params, c, xs, targets):
         cell_params, head = params
-
-        def body(c, inp):
-            x, tgt = inp
-            c, y = cell.step(cell_params, c, x)
-            return c, step_loss(head, y, tgt)
-
-        _, losses = jax.lax.scan(body, jax.lax.stop_gradient(c), (xs, targets))
-        return jnp.sum(losses)
+        _, ys = run(cell, cell_params, xs, jax.lax.stop_gradient(c))
+        return jnp.sum(jax.vmap(step_loss, in_axes=(None, 0, 0))(head, ys, targets))
 
     def init(params, key=None, *, carry=None, x_like=None, target_like=None):
         del key

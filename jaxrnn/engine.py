@@ -1,0 +1,326 @@
+r"""The recurrence engine: the one place that runs a cell over time.
+
+Everything in jaxrnn that runs a :class:`~jaxrnn.Cell` over a sequence (the layers of
+:mod:`jaxrnn.sequence` and :mod:`jaxrnn.nn`, BPTT, truncated and checkpointed BPTT,
+the forward-mode gradient methods, the diagnostics, the online learners, sampling)
+calls :func:`run`; :func:`scan` is its public, validated form (``jaxrnn.scan``).
+
+For one example ``xs (T, ...)`` and ``t = 0 .. T-1`` (``T-1 .. 0`` with ``reverse``)::
+
+    if reset[t]:  carry = cell.initial_carry(params)     # an episode starts here
+    new, y_t = cell.step(params, carry, xs[t])
+    carry = new if mask[t] else carry                    # invalid steps change nothing
+    y_t   = y_t if mask[t] else 0
+
+**Validity**, one vocabulary for the whole library:
+
+- ``mask (T,)`` bool: the steps that count. A step with ``mask[t] = False`` leaves the
+  carry unchanged, outputs zeros, ignores its reset, and its input never reaches a
+  value or a gradient (it is replaced by zeros before any arithmetic, so NaN or Inf
+  in padding is inert).
+- ``length``: a valid prefix, ``mask = arange(T) < length`` (:func:`length_mask`).
+  With ``reverse`` the valid prefix is read backwards (``L-1, ..., 0``) and the
+  padding stays at the end, as with PyTorch's packed sequences.
+- ``reset (T,)`` bool: ``reset[t]`` marks the start of an episode at ``t``. Forward,
+  the carry is replaced just before step ``t``; in reverse just after step ``t``
+  (``t-1`` comes next), so no information crosses the boundary either way.
+
+**Paths**, chosen by the engine; all equal to scanning ``step`` (tests say so):
+
+1. ``cell.sequence`` (a whole-sequence implementation, e.g. the fused forward and
+   backward of the built-in ``rnn``, ``gru``, ``lstm``; see :mod:`jaxrnn.cells._fused`)
+   when the cell offers one and ``xs`` is an array.
+2. Otherwise ``jax.lax.scan`` over ``cell.step``; with ``hoist=True`` and a cell that
+   offers ``cell.projection``, the input projection runs once over all steps (one
+   GEMM) and the loop runs ``projection.step``. The default hoists on accelerators
+   only: on the 2-core CPU this project is measured on, a hoisted projection was
+   slower than the per-step product (``benchmarks/README.md``).
+
+No selects are emitted when neither ``mask`` nor ``reset`` is given.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn.base import Array, Carry, Cell, Params
+
+__all__ = [
+    "check_carry",
+    "check_inputs",
+    "inert",
+    "length_mask",
+    "run",
+    "scan",
+]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_inputs(xs, input_size: int | None, name: str = "xs") -> None:
+    """Raise ``ValueError`` unless ``xs`` is a floating ``(T, input_size)`` array."""
+    shape = getattr(xs, "shape", None)
+    dtype = getattr(xs, "dtype", None)
+    if shape is None or dtype is None:
+        raise ValueError(f"{name} must be an array of shape (T, {input_size}), got {type(xs)}")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"{name} must have a floating dtype, got {dtype}")
+    if len(shape) != 2:
+        raise ValueError(f"{name} must have shape (T, {input_size}), got {tuple(shape)}")
+    if shape[0] < 1:
+        raise ValueError(f"{name} must have at least one time step, got shape {tuple(shape)}")
+    if input_size is not None and shape[1] != input_size:
+        raise ValueError(f"{name} must have shape (T, {input_size}), got {tuple(shape)}")
+
+
+def check_carry(carry, expected, name: str = "carry") -> None:
+    """Raise ``ValueError`` unless ``carry`` has the structure and shapes of ``expected``."""
+    want = jax.tree_util.tree_structure(expected)
+    got = jax.tree_util.tree_structure(carry)
+    if want != got:
+        raise ValueError(f"{name} must have the structure {want}, got {got}")
+    for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected)):
+        if jnp.shape(a) != jnp.shape(b):
+            shapes = jax.tree_util.tree_map(jnp.shape, expected)
+            raise ValueError(f"{name} must have shapes {shapes}, got {jnp.shape(a)} in a leaf")
+
+
+def _check_length(length, T: int) -> None:
+    if jnp.ndim(length) != 0:
+        raise ValueError(
+            f"length must be a scalar integer in [1, {T}], got shape {jnp.shape(length)}"
+        )
+    if not jnp.issubdtype(jnp.result_type(length), jnp.integer):
+        raise ValueError(f"length must be an integer, got dtype {jnp.result_type(length)}")
+    if _is_concrete(length) and not 1 <= int(length) <= T:
+        raise ValueError(f"length must be in [1, {T}], got {int(length)}")
+
+
+def _check_flags(name: str, flags, T: int) -> None:
+    if jnp.shape(flags) != (T,):
+        raise ValueError(
+            f"{name} must have shape ({T},) (one flag per step), got {jnp.shape(flags)}"
+        )
+    dtype = jnp.result_type(flags)
+    if not (jnp.issubdtype(dtype, jnp.bool_) or jnp.issubdtype(dtype, jnp.number)):
+        raise ValueError(f"{name} must be boolean (or 0/1), got dtype {dtype}")
+    if _is_concrete(flags) and not jnp.issubdtype(dtype, jnp.bool_):
+        v = np.asarray(flags)
+        if not np.all((v == 0) | (v == 1)):
+            raise ValueError(f"{name} must contain only 0/1 (or False/True)")
+
+
+def _check_dtype(xs, carry) -> None:
+    """Inputs must share the carry's floating dtype (a float64 ``xs`` against float32
+    parameters would promote the carry inside the scan)."""
+    dtypes = {jnp.result_type(a) for a in jax.tree_util.tree_leaves(carry)}
+    if len(dtypes) == 1:
+        (dtype,) = dtypes
+        if jnp.issubdtype(dtype, jnp.floating) and jnp.result_type(xs) != dtype:
+            raise ValueError(
+                f"xs must have dtype {dtype} (the dtype of the carry and parameters), "
+                f"got {jnp.result_type(xs)}; cast xs, or build the cell with a matching dtype"
+            )
+
+
+# --------------------------------------------------------------------------- validity
+
+
+def length_mask(length, T: int) -> Array:
+    """``(T,)`` bool: ``t < length`` (any integer dtype; traceable)."""
+    steps = jnp.arange(T)
+    return steps < jnp.asarray(length).astype(steps.dtype)
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def inert(xs, mask):
+    """Zero the floating leaves of ``xs (T, ...)`` at invalid steps (``mask[t]`` false),
+    before any arithmetic touches them: NaN or Inf in padding never reaches a value or a
+    gradient."""
+
+    def zero(a):
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            return a
+        m = mask.reshape((-1,) + (1,) * (a.ndim - 1))
+        return jnp.where(m, a, jnp.zeros_like(a))
+
+    return jax.tree_util.tree_map(zero, xs)
+
+
+def _resets(reset, mask, reverse: bool):
+    """The flags "replace the carry just before processing step t", in processing order.
+
+    Forward that is ``reset[t]``; in reverse the boundary before ``t+1`` is crossed just
+    before ``t``, so it is ``reset[t+1]``. A reset belongs to a valid step only.
+    """
+    reset = jnp.asarray(reset).astype(bool)
+    if mask is not None:
+        reset = reset & mask
+    if reverse:
+        reset = jnp.concatenate([reset[1:], jnp.zeros((1,), bool)])
+    return reset
+
+
+# ------------------------------------------------------------------------------- run
+
+
+def _default_hoist() -> bool:
+    return jax.default_backend() != "cpu"
+
+
+def run(
+    cell: Cell,
+    params: Params,
+    xs,
+    carry: Carry,
+    *,
+    mask: Array | None = None,
+    reset: Array | None = None,
+    reverse: bool = False,
+    unroll: int | bool = 1,
+    hoist: bool | None = None,
+    fused: bool = True,
+) -> tuple[Carry, object]:
+    """Run ``cell`` over ``xs`` (see the module docstring); no validation, traceable.
+
+    Args:
+      cell: a :class:`~jaxrnn.Cell`.
+      params: its parameters.
+      xs: ``(T, ...)``: an array, or a pytree of arrays with leading axis ``T`` (the
+        step receives one slice; only the ``step`` path takes pytrees).
+      carry: the initial carry.
+      mask: ``(T,)`` bool or ``None`` (every step valid).
+      reset: ``(T,)`` bool or ``None``.
+      reverse: process ``T-1, ..., 0``.
+      unroll: ``jax.lax.scan``'s ``unroll``.
+      hoist: run ``cell.projection`` over all steps before the loop (``None``: on
+        accelerators only).
+      fused: use ``cell.sequence`` when the cell offers one.
+
+    Returns:
+      ``(final_carry, ys)`` with ``ys`` stacked over time.
+    """
+    reset_carry = None
+    if mask is not None:
+        mask = jnp.asarray(mask).astype(bool)
+        xs = inert(xs, mask)
+    if reset is not None:
+        reset = _resets(reset, mask, reverse)
+        reset_carry = cell.initial_carry(params)
+    if fused and cell.sequence is not None and isinstance(xs, jax.Array):
+        return cell.sequence(
+            params,
+            xs,
+            carry,
+            mask=mask,
+            reset=reset,
+            reset_carry=reset_carry,
+            reverse=reverse,
+            unroll=unroll,
+        )
+    step = cell.step
+    if cell.projection is not None and (_default_hoist() if hoist is None else hoist):
+        xs = jax.vmap(cell.projection.project, in_axes=(None, 0))(params, xs)
+        step = cell.projection.step
+
+    def body(c, inp):
+        x, m, r = inp
+        if r is not None:
+            c = _select(r, reset_carry, c)
+        new, y = step(params, c, x)
+        if m is not None:
+            new = _select(m, new, c)
+            y = jax.tree_util.tree_map(lambda a: jnp.where(m, a, jnp.zeros_like(a)), y)
+        return new, y
+
+    return jax.lax.scan(body, carry, (xs, mask, reset), reverse=reverse, unroll=unroll)
+
+
+_run_jit = jax.jit(run, static_argnames=("cell", "reverse", "unroll", "hoist", "fused"))
+
+
+def _hashable(cell: Cell) -> bool:
+    try:
+        hash(cell)
+    except TypeError:
+        return False
+    return True
+
+
+def scan(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    carry: Carry | None = None,
+    *,
+    length: Array | int | None = None,
+    mask: Array | None = None,
+    reverse: bool = False,
+    reset: Array | None = None,
+    unroll: int | bool = 1,
+    hoist: bool | None = None,
+    fused: bool = True,
+) -> tuple[Carry, Array]:
+    r"""Run ``cell`` over one sequence: ``(carry, ys)`` (``jaxrnn.scan``).
+
+    For ``t = 0 .. T-1`` (or the valid steps backwards when ``reverse``)::
+
+        carry_t, y_t = cell.step(params, carry_{t-1}, xs[t])
+
+    Args:
+      cell: a :class:`~jaxrnn.Cell`.
+      params: its parameters.
+      xs: inputs ``(T, input_size)``.
+      carry: initial carry; ``None`` means ``cell.initial_carry(params)``.
+      length: number of valid steps ``L`` in ``[1, T]`` (an int or int scalar array,
+        traceable). Steps ``t >= L`` leave the carry unchanged and output zeros, so the
+        returned carry is the one after step ``L-1``. ``None`` means ``L = T``.
+      mask: ``(T,)`` bool (or 0/1): the valid steps, for gaps that are not a suffix;
+        combined with ``length`` when both are given.
+      reverse: process the valid steps backwards (``L-1, ..., 0``); outputs stay at
+        their original positions and the padding at the end, as with PyTorch's packed
+        sequences. The returned carry is the one after step ``0``.
+      reset: optional boolean ``(T,)``; ``reset[t]`` marks the start of a new episode
+        at ``t``: the carry is replaced by ``cell.initial_carry(params)`` just before
+        step ``t`` (forward) or just after step ``t`` (``reverse``, where ``t-1`` comes
+        next), so no information crosses the boundary in either direction.
+      unroll: passed to ``jax.lax.scan`` (``True`` unrolls fully).
+      hoist, fused: engine paths (see the module docstring); the results do not
+        depend on them.
+
+    Returns:
+      ``(carry, ys)`` with ``ys (T, output_size)``.
+
+    Raises:
+      ValueError: a bad ``xs`` dtype, ``length``, ``mask`` or ``reset`` (in Python,
+        before tracing).
+    """
+    T = xs.shape[0]
+    if carry is None:
+        carry = cell.initial_carry(params)
+    _check_dtype(xs, carry)
+    if length is not None:
+        _check_length(length, T)
+        lm = length_mask(length, T)
+    if mask is not None:
+        _check_flags("mask", mask, T)
+        mask = jnp.asarray(mask).astype(bool)
+        mask = mask if length is None else mask & lm
+    elif length is not None:
+        mask = lm
+    if reset is not None:
+        _check_flags("reset", reset, T)
+    kwargs = dict(mask=mask, reset=reset, reverse=bool(reverse), unroll=unroll)
+    kwargs.update(hoist=hoist, fused=fused)
+    fn = _run_jit if _hashable(cell) else run
+    return fn(cell, params, xs, carry, **kwargs)
