@@ -52,6 +52,7 @@ __all__ = [
     "check_inputs",
     "inert",
     "length_mask",
+    "loop",
     "run",
     "scan",
 ]
@@ -244,6 +245,23 @@ def run(
         return new, y
 
     return jax.lax.scan(body, carry, (xs, mask, reset), reverse=reverse, unroll=unroll)
+
+
+def _no_init(*_):  # pragma: no cover - loop() never initialises its cell
+    raise NotImplementedError("a loop step has no init or initial carry")
+
+
+def loop(step, carry, xs, *, mask: Array | None = None, reverse: bool = False, unroll=1):
+    """Run a bare ``step(carry, x) -> (carry, y)`` over ``xs (T, ...)`` with the engine's
+    validity rules (:func:`run` without params or resets).
+
+    For what carries more than a cell's state through time: the forward-mode gradient
+    methods (carry, influence and accumulated gradients), BPTT's checkpointed segments
+    and truncation windows, the diagnostics' perturbed carry, the sampler's fed-back
+    tokens.
+    """
+    cell = Cell(_no_init, _no_init, lambda _, c, x: step(c, x))
+    return run(cell, None, xs, carry, mask=mask, reverse=reverse, unroll=unroll)
 
 
 _run_jit = jax.jit(run, static_argnames=("cell", "reverse", "unroll", "hoist", "fused"))

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from jaxrnn.base import Array, Cell, Layer, Params, PRNGKey
 from jaxrnn.cells import gru, indrnn, lstm, rnn
-from jaxrnn.engine import run
+from jaxrnn.engine import loop
 from jaxrnn.losses import accuracy, cross_entropy, length_mask, mse, pool_last, pool_mean
 from jaxrnn.sequence import bidirectional as _bidirectional
 from jaxrnn.sequence import recurrent, stack
@@ -240,7 +240,7 @@ def generate(
     carry, ys = model.layer.apply(layer_params, prompt)
     logits = model.head(head_params, ys[-1])
 
-    def step(_, state, k):  # one sampled token fed back: a cell whose input is a key
+    def step(state, k):  # one sampled token, fed back
         carry, logits = state
         if temperature == 0:
             tok = jnp.argmax(logits)
@@ -249,8 +249,7 @@ def generate(
         carry, y = model.layer.apply(layer_params, embed(tok)[None], carry)
         return (carry, model.head(head_params, y[0])), tok
 
-    sampler = Cell(model.layer.init, model.layer.initial_carry, step)
-    _, toks = run(sampler, None, jax.random.split(key, num_steps), (carry, logits))
+    _, toks = loop(step, (carry, logits), jax.random.split(key, num_steps))
     return toks
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell
-from jaxrnn.engine import check_carry, check_inputs, run
+from jaxrnn.engine import check_carry, check_inputs, loop
 
 StepLoss = Callable[[Any, jax.Array, Any], jax.Array]
 GradFn = Callable[..., tuple[jax.Array, tuple[Any, Any]]]
@@ -288,7 +288,7 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
             k0, keys = None, None
         trace = method.init(ctx, theta, c, M0, k0)
 
-        def step(_, state, inp):  # the method as a cell whose carry holds the trace
+        def step(state, inp):  # the method's step: the carry holds the trace
             c, trace, g_acc, h_acc, l_acc = state
             x, tgt, k = inp
             c, trace, loss, g, gh = method_step(
@@ -306,8 +306,7 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
             zeros_like_tree(head),
             jnp.zeros(loss0.shape, loss0.dtype),
         )
-        augmented = Cell(_unused, _unused, step)
-        (_, _, g, gh, loss), _ = run(augmented, None, (xs, targets, keys), state, mask=mask)
+        (_, _, g, gh, loss), _ = loop(step, state, (xs, targets, keys), mask=mask)
         return loss, (fc.unravel_params(g), gh)
 
     def grad_fn(params, xs, targets, carry0=None, *, mask=None, key=None):
@@ -317,10 +316,6 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
         return gradient(params, xs, targets, carry0, as_mask(mask, T), key)
 
     return grad_fn
-
-
-def _unused(*_):  # pragma: no cover - the engine never initialises an augmented cell
-    raise NotImplementedError
 
 
 def _index(tree, i):

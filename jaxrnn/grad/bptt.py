@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.engine import inert, run
+from jaxrnn.engine import inert, loop, run
 from jaxrnn.grad._common import (
     GradFn,
     StepLoss,
@@ -129,14 +129,14 @@ def bptt(cell: Cell, step_loss: StepLoss, *, checkpoint: int | bool | None = Non
             return (c, total + loss), None
 
         l0 = jax.eval_shape(lambda: segment(carry, 0)[1])
-        (_, total), _ = jax.lax.scan(outer, (carry, jnp.zeros(l0.shape, l0.dtype)), jnp.arange(n))
+        (_, total), _ = loop(outer, (carry, jnp.zeros(l0.shape, l0.dtype)), jnp.arange(n))
         return total
 
-    run = jax.jit(jax.value_and_grad(loss_fn))
+    compiled = jax.jit(jax.value_and_grad(loss_fn))
 
     def grad_fn(params, xs, targets, carry0=None, *, mask=None):
         T = check_sequence_args(cell, params, xs, targets, carry0, mask)
-        loss, grads = run(params, xs, targets, carry0, as_mask(mask, T))
+        loss, grads = compiled(params, xs, targets, carry0, as_mask(mask, T))
         return loss, grads
 
     return grad_fn
@@ -157,7 +157,7 @@ def tbptt(cell: Cell, step_loss: StepLoss, k: int) -> GradFn:
     """
     k = check_positive_int("k", k)
 
-    def run(params, xs, targets, carry0, mask):
+    def truncated(params, xs, targets, carry0, mask):
         cell_params = params[0]
         T = xs.shape[0]
         n = -(-T // k)
@@ -190,15 +190,15 @@ def tbptt(cell: Cell, step_loss: StepLoss, k: int) -> GradFn:
             lambda: window_loss(params, c0, True, *_first(xs_s, tg_s, m_s))
         )[0]
         l0 = jnp.zeros(loss_shape.shape, loss_shape.dtype)
-        (_, g, loss), _ = jax.lax.scan(body, (c0, zeros, l0), (jnp.arange(n), xs_s, tg_s, m_s))
+        (_, g, loss), _ = loop(body, (c0, zeros, l0), (jnp.arange(n), xs_s, tg_s, m_s))
         return loss, g
 
-    run = jax.jit(run)
+    compiled = jax.jit(truncated)
 
     def grad_fn(params, xs, targets, carry0=None, *, mask=None):
         check_params_pair(params)
         T = check_sequence_args(cell, params, xs, targets, carry0, mask)
-        return run(params, xs, targets, carry0, as_mask(mask, T))
+        return compiled(params, xs, targets, carry0, as_mask(mask, T))
 
     return grad_fn
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell
-from jaxrnn.engine import inert, run
+from jaxrnn.engine import inert, loop
 from jaxrnn.grad._common import StepLoss, as_mask, check_sequence_args, where_mask
 
 __all__ = ["cosine", "hidden_grad_norms", "relative_error"]
@@ -44,7 +44,7 @@ def _hidden_grad_norms(cell, step_loss, params, xs, targets, carry0, mask):
     carry = cell.initial_carry(cell_params) if carry0 is None else carry0
     c_flat, unravel = ravel_pytree(carry)
 
-    def step(_, c, inp):  # the cell with a perturbation e_t added to its incoming carry
+    def step(c, inp):  # the cell with a perturbation e_t added to its incoming carry
         x, tgt, e, m = inp
         c = c + e
         new_c, y = cell.step(cell_params, unravel(c), x)
@@ -52,12 +52,11 @@ def _hidden_grad_norms(cell, step_loss, params, xs, targets, carry0, mask):
         ell = step_loss(head, y, tgt)
         return where_mask(m, new_c, c), where_mask(m, ell, jnp.zeros_like(ell))
 
-    perturbed = Cell(cell.init, cell.initial_carry, step)
     if mask is not None:
         xs, targets = inert((xs, targets), mask)
 
     def loss(eps):
-        return jnp.sum(run(perturbed, None, (xs, targets, eps, mask), c_flat)[1])
+        return jnp.sum(loop(step, c_flat, (xs, targets, eps, mask))[1])
 
     g = jax.grad(loss)(jnp.zeros((xs.shape[0], c_flat.size), c_flat.dtype))
     return jnp.linalg.norm(g, axis=1)
