@@ -1,14 +1,15 @@
 """jaxrnn: recurrent neural networks in JAX.
 
 A cell is a pure step function ``step(params, carry, x) -> (carry, y)`` for one
-example; :mod:`jaxrnn.sequence` lifts it over time with ``jax.lax.scan``,
+example; :mod:`jaxrnn.engine` runs it over time (``jax.lax.scan``, or the cell's fused
+whole-sequence path) and :mod:`jaxrnn.sequence` builds layers on it,
 ``jax.vmap`` batches it, :mod:`jaxrnn.nn` gives the PyTorch-shaped layers and
 :mod:`jaxrnn.grad` the gradient methods (BPTT, RTRL and the online approximations).
 Training (:mod:`jaxrnn.train`) and tasks (:mod:`jaxrnn.tasks`) are imported on demand.
 """
 
-from jaxrnn import cells, grad, initializers, nn, sequence
-from jaxrnn.base import Cell, Layer
+from jaxrnn import cells, engine, grad, initializers, nn, sequence
+from jaxrnn.base import Cell, Layer, Projection
 from jaxrnn.cells import (
     GRUParams,
     IndRNNParams,
@@ -33,10 +34,12 @@ __all__ = [
     "LSTMCarry",
     "LSTMParams",
     "Layer",
+    "Projection",
     "RNNParams",
     "apply_batched",
     "bidirectional",
     "cells",
+    "engine",
     "from_torch",
     "grad",
     "gru",

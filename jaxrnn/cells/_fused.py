@@ -68,8 +68,10 @@ class Gated(NamedTuple):
       split: ``carry -> (h (R,), s)`` (``s`` a pytree or ``None``).
       join: ``(h, s) -> carry``.
       forward: ``(g_i, g_h, h, s) -> (m (H,), s_new, res)``, ``res`` a pytree of
-        arrays from which ``coefficients`` builds the Jacobian.
-      coefficients: ``res -> coef``, elementwise, applied to residuals stacked over time.
+        arrays from which ``coefficients`` builds the Jacobian (keep it small: every
+        leaf is stored for every step).
+      coefficients: ``(res, h) -> coef``, elementwise, applied to residuals stacked
+        over time, ``h`` the stacked incoming ``h_{t-1}``.
       tangent: ``(coef, dg_i, dg_h, dh, ds) -> (dm, ds_new)``, linear in ``dg_i,
         dg_h, dh, ds``, using only products of a coefficient with a tangent (so the
         loop holds no primal work).
@@ -137,9 +139,20 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
                 y = jnp.where(m_t, h2, jnp.zeros_like(h2))
             else:
                 y = h2
-            return (h2, s2), ((y, h, res, m) if with_res else y)
+            if not with_res:
+                return (h2, s2), y
+            # Without masks or resets h_{t-1} is the previous output: not stored twice.
+            return (h2, s2), (y, h if masked or resets else None, res, m)
 
         return jax.lax.scan(body, (h0, s0), (xs, mask, rst), reverse=reverse, unroll=unroll)
+
+    def incoming(ys, hp, h0):
+        """The stacked ``h_{t-1}`` of every step, in time order."""
+        if hp is not None:
+            return hp
+        if reverse:
+            return jnp.concatenate([ys[1:], h0[None]])
+        return jnp.concatenate([h0[None], ys[:-1]])
 
     @jax.custom_jvp
     def core(xs, w, h0, s0, hr, sr, mask, rst):
@@ -149,7 +162,8 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
         xs, w, h0, s0, hr, sr, mask, rst = primals
         dxs, dw, dh0, ds0, dhr, dsr, _, _ = tangents
         (h, s), (ys, hp, res, ms) = run(xs, w, h0, s0, hr, sr, mask, rst, True)
-        coef = spec.coefficients(res)
+        hp = incoming(ys, hp, h0)
+        coef = spec.coefficients(res, hp)
         # Everything that does not depend on the carried tangent: all steps at once.
         dgi = None if _zero(dw.b_ih) else dw.b_ih
         if not _zero(dxs):

@@ -87,19 +87,24 @@ def gru(
         return jnp.zeros((H,), params.w_hh.dtype)
 
     def forward(gi, gh, h, _):
-        r = jax.nn.sigmoid(gi[:H] + gh[:H])
-        z = jax.nn.sigmoid(gi[H : 2 * H] + gh[H : 2 * H])
-        n = jnp.tanh(gi[2 * H :] + r * gh[2 * H :])
-        return (1.0 - z) * n + z * h, None, (r, z, n, gh[2 * H :], h)
+        gi_r, gi_z, gi_n = jnp.split(gi, 3, axis=-1)
+        gh_r, gh_z, gh_n = jnp.split(gh, 3, axis=-1)
+        r = jax.nn.sigmoid(gi_r + gh_r)
+        z = jax.nn.sigmoid(gi_z + gh_z)
+        n = jnp.tanh(gi_n + r * gh_n)
+        return (1.0 - z) * n + z * h, None, (jnp.concatenate([r, z, n], axis=-1), gh_n)
 
-    def coefficients(res):
-        r, z, n, gh_n, h = res
+    def coefficients(res, h):
+        gates, gh_n = res
+        r, z, n = jnp.split(gates, 3, axis=-1)
         return (r * (1 - r) * gh_n, r, z * (1 - z) * (h - n), (1 - n * n) * (1 - z), z)
 
     def tangent(coef, dgi, dgh, dh, _):
         a_rn, r, a_z, a_n, z = coef
-        dn = dgi[2 * H :] + a_rn * (dgi[:H] + dgh[:H]) + r * dgh[2 * H :]
-        return a_n * dn + a_z * (dgi[H : 2 * H] + dgh[H : 2 * H]) + z * dh, None
+        dgi_r, dgi_z, dgi_n = jnp.split(dgi, 3, axis=-1)
+        dgh_r, dgh_z, dgh_n = jnp.split(dgh, 3, axis=-1)
+        dn = dgi_n + a_rn * (dgi_r + dgh_r) + r * dgh_n
+        return a_n * dn + a_z * (dgi_z + dgh_z) + z * dh, None
 
     spec = Gated(
         weights=lambda p: GatedWeights(p.w_ih, p.b_ih, p.w_hh, p.b_hh, None),

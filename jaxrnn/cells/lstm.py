@@ -124,16 +124,15 @@ def lstm(
         return LSTMCarry(jnp.zeros((R,), dt), jnp.zeros((H,), dt))
 
     def forward(z, _, h, c):
-        i = jax.nn.sigmoid(z[:H])
-        f = jax.nn.sigmoid(z[H : 2 * H])
-        g = jnp.tanh(z[2 * H : 3 * H])
-        o = jax.nn.sigmoid(z[3 * H :])
+        zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
         c_new = f * c + i * g
-        tc = jnp.tanh(c_new)
-        return o * tc, c_new, (i, f, g, o, c, tc)
+        return o * jnp.tanh(c_new), c_new, (jnp.concatenate([i, f, g, o], axis=-1), c)
 
-    def coefficients(res):
-        i, f, g, o, c, tc = res
+    def coefficients(res, _):
+        gates, c = res
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        tc = jnp.tanh(f * c + i * g)
         return (
             i * (1 - i) * g,
             f * (1 - f) * c,
@@ -145,8 +144,9 @@ def lstm(
 
     def tangent(coef, dz, _, dh, dc):
         a_i, a_f, a_g, f, a_o, b = coef
-        dc_new = f * dc + a_i * dz[:H] + a_f * dz[H : 2 * H] + a_g * dz[2 * H : 3 * H]
-        return a_o * dz[3 * H :] + b * dc_new, dc_new
+        dzi, dzf, dzg, dzo = jnp.split(dz, 4, axis=-1)
+        dc_new = f * dc + a_i * dzi + a_f * dzf + a_g * dzg
+        return a_o * dzo + b * dc_new, dc_new
 
     spec = Gated(
         weights=lambda p: GatedWeights(p.w_ih, p.b_ih, p.w_hh, p.b_hh, p.w_hr),

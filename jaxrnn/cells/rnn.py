@@ -94,7 +94,7 @@ def rnn(
         h = phi(a)
         return h, None, a if relu else h
 
-    def coefficients(res):  # phi'(a): 1 - h^2 (tanh), [a > 0] (relu, as jax.nn.relu)
+    def coefficients(res, _):  # phi'(a): 1 - h^2 (tanh), [a > 0] (relu, as jax.nn.relu)
         return (res > 0).astype(res.dtype) if relu else 1 - res * res
 
     def tangent(coef, da, _, dh, __):
