@@ -241,6 +241,17 @@ class FitResult(NamedTuple):
     best: dict | None
 
 
+@jax.jit
+def _split_key(key: PRNGKey) -> tuple[PRNGKey, PRNGKey]:
+    """``key, sub = jax.random.split(key)`` as one asynchronous dispatch.
+
+    Unpacking the split key array on the host runs an eager ``unstack`` that waits for
+    the device, i.e. for the train steps already queued; the values are the same.
+    """
+    new, sub = jax.random.split(key)
+    return new, sub
+
+
 def _better(mode: str, new: float, old: float | None, delta: float) -> bool:
     if old is None:
         return True
@@ -330,32 +341,45 @@ def fit(
                 },
             )
 
-    start = int(state.step)
-    loss_sum, loss_count = 0.0, 0
-    acc_loss = jnp.zeros((), jnp.float32)
+    start = done = int(state.step)
+    # The per-step losses stay on the device until an evaluation needs their mean and are
+    # then summed on the host in float32, in step order (what an on-device running sum
+    # gave). Adding them eagerly, or building a step-count array every step, waits for
+    # each step's result: a host sync per step that stops dispatch from running ahead.
+    pending: list[Array] = []
+    loss_acc, loss_count = np.float32(0.0), 0
+
+    def fold_losses() -> None:
+        nonlocal loss_acc
+        for v in jax.device_get(pending):
+            loss_acc = np.float32(loss_acc + np.float32(v))
+        pending.clear()
+
     t0 = time.perf_counter()
     stopped = False
     bar = tqdm(total=steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
     params, opt_state, _, key = state
     for s in range(start, steps):
-        key, sub = jax.random.split(key)
+        key, sub = _split_key(key)
         params, opt_state, metrics = train_step(params, opt_state, sample(s), sub)
-        acc_loss = acc_loss + metrics["loss"].astype(jnp.float32)
-        loss_count += 1
         done = s + 1
-        state = TrainState(params, opt_state, jnp.asarray(done, jnp.int32), key)
         record = None
         last = done == steps
+        if eval_fn is not None:
+            pending.append(metrics["loss"])
+            loss_count += 1
+            if len(pending) >= 1024:  # bound the device scalars held
+                fold_losses()
         if eval_fn is not None and ((eval_every > 0 and done % eval_every == 0) or last):
-            loss_sum = float(acc_loss)
+            fold_losses()
             record = {
                 "step": done,
-                "train_loss": loss_sum / max(loss_count, 1),
+                "train_loss": float(loss_acc) / max(loss_count, 1),
                 **{k: float(v) for k, v in eval_fn(params).items()},
                 "time": time.perf_counter() - t0,
             }
             history.append(record)
-            acc_loss, loss_count = jnp.zeros((), jnp.float32), 0
+            loss_acc, loss_count = np.float32(0.0), 0
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "time")})
             if early_stopping is not None:
                 value = record[early_stopping.metric]
@@ -371,18 +395,21 @@ def fit(
         elif progress and done % 50 == 0:
             bar.set_postfix(loss=f"{float(metrics['loss']):.4g}")
         bar.update(1)
+        save_now = checkpoint_path is not None and (
+            (checkpoint_every > 0 and done % checkpoint_every == 0) or last or stopped
+        )
+        if callback is not None or save_now:
+            state = TrainState(params, opt_state, jnp.asarray(done, jnp.int32), key)
         if callback is not None:
             callback(done, state, record)
-        if checkpoint_path is not None and (
-            (checkpoint_every > 0 and done % checkpoint_every == 0) or last or stopped
-        ):
+        if save_now:
             save(state)
         if stopped:
             break
     bar.close()
     if early_stopping is not None and early_stopping.restore_best and best_params is not None:
         params = best_params
-    return FitResult(params, opt_state, history, int(state.step), key, stopped, best)
+    return FitResult(params, opt_state, history, done, key, stopped, best)
 
 
 # ------------------------------------------------------------------- gradient methods
