@@ -48,20 +48,15 @@ class Case:
     - ``elman``: Elman-type (a parameter reaches one carry entry per step, output in the
       carry): ``rflo`` accepts it and RFLO(alpha=1) == TBPTT(1). Otherwise ``rflo`` must
       refuse it.
-    - ``snap``: SnAp-1 is compared with a dense reference (the pattern probe of
-      ``jaxrnn.grad`` draws carries from N(0, 1), which cannot reach the Tree-LSTM's
-      node slots beyond 3, so it is left out there).
-    - ``full``: representative configuration of its family: it also runs the costly
-      semantics items (reverse, resets, masks under hypothesis, forward mode). The
-      other configurations of a family differ only in their equations, which the
-      NumPy/torch references, ``check_grads`` and RTRL == BPTT check.
-    - ``methods``: a full case that also runs every approximate gradient method
-      (checkpointed BPTT, TBPTT, SnAp-1, UORO, RFLO). One case per structure of the
-      influence ``d carry / d params`` (Elman, element-wise, gated Elman-type, (h, c)
-      carry, dense one-step Jacobian, counter, tree buffer, learned or conditional
-      ``c_0``, masks or keys in the carry); the peephole, CIFG and layer-normalised
-      LSTMs and the MGU share theirs with ``lstm`` / ``cho_gru`` and skip it to keep
-      CI inside its time budget.
+    - ``full``: the representative of its structure (its carry and the sparsity of its
+      influence ``d carry / d params``): it also runs the costly items, namely the
+      semantics (reverse, resets, masks under hypothesis, forward mode) and the
+      approximate gradient methods (tests/test_grad_approx.py). The other cases share
+      their structure with a full one (``lstm_nobias``, ``peephole_lstm`` and
+      ``cifg_lstm`` with ``lstm``; ``mgu`` with ``cho_gru``; ``layer_norm_lstm`` its
+      carry with ``lstm`` and its dense one-step Jacobian with ``cho_gru``) and differ
+      in their equations, which the NumPy/torch references, ``check_grads`` and
+      RTRL == BPTT check on every case.
     - ``inputs``: ``(key, T, dtype) -> xs`` when inputs have structure (trees).
     """
 
@@ -71,9 +66,7 @@ class Case:
     torch: bool = False
     diagonal: bool = False
     elman: bool = False
-    snap: bool = True
     full: bool = True
-    methods: bool = True
     inputs: Callable | None = None
 
     def __call__(self, dtype):
@@ -166,7 +159,7 @@ CELL_CASES = {
         lambda dt: jaxrnn.peephole_lstm(I, H, dtype=dt),
         LSTM_N + 3 * H,
         R.peephole_lstm(),
-        methods=False,
+        full=False,
     ),
     "peephole_lstm_linear_proj": Case(
         lambda dt: jaxrnn.peephole_lstm(
@@ -176,18 +169,14 @@ CELL_CASES = {
         R.peephole_lstm(lambda c: c),
         full=False,
     ),
-    "cifg_lstm": Case(
-        lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm, methods=False
-    ),
+    "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm, full=False),
     "cho_gru": Case(lambda dt: jaxrnn.cho_gru(I, H, dtype=dt), GRU_N, R.cho_gru),
-    "mgu": Case(
-        lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu, methods=False
-    ),
+    "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu, full=False),
     "layer_norm_lstm": Case(
         lambda dt: jaxrnn.layer_norm_lstm(I, H, dtype=dt),
         4 * H * (I + H) + 18 * H + 4 * H,
         R.layer_norm_lstm(1e-5),
-        methods=False,
+        full=False,
     ),
     "clockwork_rnn": Case(
         lambda dt: jaxrnn.clockwork_rnn(I, CW_H, num_modules=3, dtype=dt),
@@ -199,7 +188,6 @@ CELL_CASES = {
         lambda dt: jaxrnn.child_sum_tree_lstm(I - 1, H, max_nodes=TREE_NODES, dtype=dt),
         4 * H * (I - 1 + H) + 8 * H,
         R.tree_lstm,
-        snap=False,
         inputs=tree_inputs,
     ),
     "learned_initial_state_lstm": Case(
@@ -228,7 +216,6 @@ CELL_CASES = {
     ),
 }
 FULL_CASES = sorted(n for n, c in CELL_CASES.items() if c.full)
-METHOD_CASES = sorted(n for n, c in CELL_CASES.items() if c.full and c.methods)
 
 
 @pytest.fixture(params=sorted(CELL_CASES))
