@@ -27,7 +27,18 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Array, Cell, Layer, Params, PRNGKey
-from jaxrnn.cells import gru, indrnn, lstm, rnn
+from jaxrnn.cells import (
+    cho_gru,
+    cifg_lstm,
+    clockwork_rnn,
+    gru,
+    indrnn,
+    layer_norm_lstm,
+    lstm,
+    mgu,
+    peephole_lstm,
+    rnn,
+)
 from jaxrnn.engine import loop
 from jaxrnn.losses import accuracy, cross_entropy, length_mask, mse, pool_last, pool_mean
 from jaxrnn.sequence import bidirectional as _bidirectional
@@ -55,6 +66,15 @@ CELLS: dict[str, Callable[..., Cell]] = {
     "gru": lambda i, h, dtype: gru(i, h, dtype=dtype),
     "lstm": lambda i, h, dtype: lstm(i, h, dtype=dtype),
     "indrnn": lambda i, h, dtype: indrnn(i, h, dtype=dtype),
+    "peephole_lstm": lambda i, h, dtype: peephole_lstm(i, h, dtype=dtype),
+    "peephole_lstm_linear": lambda i, h, dtype: peephole_lstm(
+        i, h, output_activation="identity", dtype=dtype
+    ),
+    "cifg_lstm": lambda i, h, dtype: cifg_lstm(i, h, dtype=dtype),
+    "layer_norm_lstm": lambda i, h, dtype: layer_norm_lstm(i, h, dtype=dtype),
+    "cho_gru": lambda i, h, dtype: cho_gru(i, h, dtype=dtype),
+    "mgu": lambda i, h, dtype: mgu(i, h, dtype=dtype),
+    "clockwork_rnn": lambda i, h, dtype: clockwork_rnn(i, h, dtype=dtype),
 }
 
 
@@ -105,7 +125,7 @@ class Model(NamedTuple):
 
 
 def make_cell(name: str, input_size: int, hidden_size: int, *, dtype=jnp.float32) -> Cell:
-    """A built-in cell by name: one of :data:`CELLS` (rnn, rnn_relu, gru, lstm, indrnn)."""
+    """A built-in cell by name: one of :data:`CELLS` (``jaxrnn train --cell NAME``)."""
     if name not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {name!r}")
     return CELLS[name](input_size, hidden_size, dtype)

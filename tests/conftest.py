@@ -8,14 +8,19 @@ run over all of them. A new cell adds one line here.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from hypothesis import settings
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+import references as R  # noqa: E402
 
 import jaxrnn  # noqa: E402
 
@@ -27,25 +32,201 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 INPUT_SIZE = 3
 HIDDEN_SIZE = 5
+I, H = INPUT_SIZE, HIDDEN_SIZE
 
-# name -> factory(dtype) -> Cell. Small sizes keep the battery fast.
+
+@dataclass(frozen=True)
+class Case:
+    """One registered cell configuration and what the battery can check on it.
+
+    - ``make(dtype) -> Cell`` (calling the case calls ``make``).
+    - ``n_params``: the parameter count from the factory's docstring formula.
+    - ``numpy``: ``ref(params, carry0, xs) -> ys``, an independent transcription of the
+      paper's equations (``tests/references.py``), or ``None``.
+    - ``torch``: PyTorch has the cell (``references.torch_cell`` is the reference).
+    - ``diagonal``: element-wise: ``check_diagonal`` passes and RTRL's O(P) path runs.
+    - ``elman``: Elman-type (a parameter reaches one carry entry per step, output in the
+      carry): ``rflo`` accepts it and RFLO(alpha=1) == TBPTT(1). Otherwise ``rflo`` must
+      refuse it.
+    - ``full``: the representative of its structure (its carry and the sparsity of its
+      influence ``d carry / d params``): it also runs the costly items, namely the
+      semantics (reverse, resets, masks under hypothesis, forward mode) and the
+      approximate gradient methods (tests/test_grad_approx.py). The other cases share
+      their structure with a full one (``lstm_nobias``, ``peephole_lstm`` and
+      ``cifg_lstm`` with ``lstm``; ``mgu`` with ``cho_gru``; ``layer_norm_lstm`` its
+      carry with ``lstm`` and its dense one-step Jacobian with ``cho_gru``) and differ
+      in their equations, which the NumPy/torch references, ``check_grads`` and
+      RTRL == BPTT check on every case.
+    - ``inputs``: ``(key, T, dtype) -> xs`` when inputs have structure (trees).
+    """
+
+    make: Callable
+    n_params: int
+    numpy: Callable | None = None
+    torch: bool = False
+    diagonal: bool = False
+    elman: bool = False
+    full: bool = True
+    inputs: Callable | None = None
+
+    def __call__(self, dtype):
+        return self.make(dtype)
+
+
+def _keyed(cell, key_seed=5):
+    """A wrapper cell whose default carry holds a fixed key (dropout/zoneout active)."""
+    return cell._replace(
+        initial_carry=lambda p: cell.initial_carry(p, key=jax.random.key(key_seed))
+    )
+
+
+TREE_NODES = 8
+
+
+def tree_inputs(key, T, dtype):
+    """A random tree of T nodes in topological order (node k's parent drawn from k+1..T-1),
+    features ~ N(0, 1)."""
+    kf, kp = jax.random.split(key)
+    parents = [
+        int(jax.random.randint(jax.random.fold_in(kp, k), (), k + 1, T)) for k in range(T - 1)
+    ]
+    feats = jax.random.normal(kf, (T, INPUT_SIZE - 1), dtype)
+    return jaxrnn.tree_inputs(feats, np.asarray([*parents, -1]))
+
+
+LSTM_N = 4 * H * (I + H) + 8 * H
+GRU_N = 3 * H * (I + H) + 6 * H
+CW_H, CW_PERIODS = 6, (1, 2, 4)
+COND = 2  # conditioning width; the wrapped cell reads INPUT_SIZE - COND
+
+# name -> Case. Small sizes keep the battery fast.
 CELL_CASES = {
-    "rnn_tanh": lambda dt: jaxrnn.rnn(INPUT_SIZE, HIDDEN_SIZE, dtype=dt),
-    "rnn_relu": lambda dt: jaxrnn.rnn(INPUT_SIZE, HIDDEN_SIZE, nonlinearity="relu", dtype=dt),
-    "rnn_nobias": lambda dt: jaxrnn.rnn(INPUT_SIZE, HIDDEN_SIZE, bias=False, dtype=dt),
-    "gru": lambda dt: jaxrnn.gru(INPUT_SIZE, HIDDEN_SIZE, dtype=dt),
-    "gru_nobias": lambda dt: jaxrnn.gru(INPUT_SIZE, HIDDEN_SIZE, bias=False, dtype=dt),
-    "lstm": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, dtype=dt),
-    "lstm_proj": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, proj_size=2, dtype=dt),
-    "lstm_forget_bias": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, forget_bias=1.0, dtype=dt),
-    "lstm_nobias": lambda dt: jaxrnn.lstm(INPUT_SIZE, HIDDEN_SIZE, bias=False, dtype=dt),
-    "indrnn": lambda dt: jaxrnn.cells.indrnn(INPUT_SIZE, HIDDEN_SIZE, dtype=dt),
+    "rnn_tanh": Case(
+        lambda dt: jaxrnn.rnn(I, H, dtype=dt),
+        H * (I + H) + 2 * H,
+        R.elman(),
+        torch=True,
+        elman=True,
+    ),
+    "rnn_relu": Case(
+        lambda dt: jaxrnn.rnn(I, H, nonlinearity="relu", dtype=dt),
+        H * (I + H) + 2 * H,
+        R.elman("relu"),
+        torch=True,
+        elman=True,
+        full=False,
+    ),
+    "rnn_nobias": Case(
+        lambda dt: jaxrnn.rnn(I, H, bias=False, dtype=dt),
+        H * (I + H),
+        R.elman(),
+        torch=True,
+        elman=True,
+        full=False,
+    ),
+    "gru": Case(lambda dt: jaxrnn.gru(I, H, dtype=dt), GRU_N, R.gru, torch=True, elman=True),
+    "gru_nobias": Case(
+        lambda dt: jaxrnn.gru(I, H, bias=False, dtype=dt),
+        3 * H * (I + H),
+        R.gru,
+        torch=True,
+        elman=True,
+        full=False,
+    ),
+    "lstm": Case(lambda dt: jaxrnn.lstm(I, H, dtype=dt), LSTM_N, R.lstm, torch=True),
+    "lstm_proj": Case(
+        lambda dt: jaxrnn.lstm(I, H, proj_size=2, dtype=dt),
+        4 * H * (I + 2) + 8 * H + 2 * H,
+        R.lstm,
+        torch=True,
+        full=False,
+    ),
+    "lstm_nobias": Case(
+        lambda dt: jaxrnn.lstm(I, H, bias=False, dtype=dt),
+        4 * H * (I + H),
+        R.lstm,
+        torch=True,
+        full=False,
+    ),
+    "indrnn": Case(
+        lambda dt: jaxrnn.indrnn(I, H, dtype=dt),
+        H * I + 2 * H,
+        R.indrnn,
+        diagonal=True,
+        elman=True,
+    ),
+    "peephole_lstm": Case(
+        lambda dt: jaxrnn.peephole_lstm(I, H, dtype=dt),
+        LSTM_N + 3 * H,
+        R.peephole_lstm(),
+        full=False,
+    ),
+    "peephole_lstm_linear_proj": Case(
+        lambda dt: jaxrnn.peephole_lstm(
+            I, H, proj_size=2, bias=False, output_activation="identity", dtype=dt
+        ),
+        4 * H * (I + 2) + 3 * H + 2 * H,
+        R.peephole_lstm(lambda c: c),
+        full=False,
+    ),
+    "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm, full=False),
+    "cho_gru": Case(lambda dt: jaxrnn.cho_gru(I, H, dtype=dt), GRU_N, R.cho_gru),
+    "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu, full=False),
+    "layer_norm_lstm": Case(
+        lambda dt: jaxrnn.layer_norm_lstm(I, H, dtype=dt),
+        4 * H * (I + H) + 18 * H + 4 * H,
+        R.layer_norm_lstm(1e-5),
+        full=False,
+    ),
+    "clockwork_rnn": Case(
+        lambda dt: jaxrnn.clockwork_rnn(I, CW_H, num_modules=3, dtype=dt),
+        CW_H * I + CW_H**2 + CW_H,
+        R.clockwork(CW_PERIODS),
+        elman=True,
+    ),
+    "tree_lstm": Case(
+        lambda dt: jaxrnn.child_sum_tree_lstm(I - 1, H, max_nodes=TREE_NODES, dtype=dt),
+        4 * H * (I - 1 + H) + 8 * H,
+        R.tree_lstm,
+        inputs=tree_inputs,
+    ),
+    "learned_initial_state_lstm": Case(
+        lambda dt: jaxrnn.learned_initial_state(jaxrnn.lstm(I, H, dtype=dt)),
+        LSTM_N + 2 * H,
+        R.learned_initial_state(R.lstm),
+    ),
+    "conditional_gru": Case(
+        lambda dt: jaxrnn.conditional(jaxrnn.gru(I - COND, H, dtype=dt), COND),
+        3 * H * (I - COND + H) + 6 * H + H * (COND + 1),
+        R.conditional(R.gru, COND),
+    ),
+    "variational_dropout_gru": Case(
+        lambda dt: _keyed(
+            jaxrnn.variational_dropout(
+                jaxrnn.gru(I, H, dtype=dt), input_rate=0.4, recurrent_rate=0.4
+            )
+        ),
+        GRU_N,
+        R.variational_dropout_gru,
+        elman=True,
+    ),
+    "zoneout_lstm": Case(
+        lambda dt: _keyed(jaxrnn.zoneout(jaxrnn.lstm(I, H, dtype=dt), 0.3, cell_rate=0.5)),
+        LSTM_N,
+    ),
 }
+FULL_CASES = sorted(n for n, c in CELL_CASES.items() if c.full)
 
 
 @pytest.fixture(params=sorted(CELL_CASES))
 def cell_case(request):
-    """``(name, make)`` where ``make(dtype) -> Cell``; parametrised over every cell."""
+    """``(name, case)``; ``case(dtype) -> Cell``; parametrised over every cell."""
+    return request.param, CELL_CASES[request.param]
+
+
+@pytest.fixture(params=FULL_CASES)
+def full_case(request):
+    """``(name, case)`` over the representative configuration of each family."""
     return request.param, CELL_CASES[request.param]
 
 
@@ -56,3 +237,10 @@ def key():
 
 def random_inputs(key, T: int, input_size: int = INPUT_SIZE, dtype=jnp.float64):
     return jax.random.normal(key, (T, input_size), dtype)
+
+
+def case_inputs(case, key, T: int, dtype=jnp.float64):
+    """Inputs for ``case``: its own generator (trees), else N(0, 1) of width INPUT_SIZE."""
+    if case.inputs is not None:
+        return case.inputs(key, T, dtype)
+    return random_inputs(key, T, dtype=dtype)

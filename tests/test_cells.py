@@ -1,7 +1,10 @@
 """The generic battery, run over every registered cell (``CELL_CASES`` in conftest.py).
 
-Each cell is checked against independent references: a NumPy transcription of its
-docstring equations, PyTorch's cells, a Python loop of ``step``, finite differences.
+Each cell is checked against independent references: a NumPy transcription of the
+paper's equations (``references.py``), PyTorch's cells where torch has them, a Python
+loop of ``step``, finite differences, and its docstring's parameter count. The
+semantics items (reverse, resets, masks, forward mode) run on the representative case
+of each family (``FULL_CASES``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import CELL_CASES, HIDDEN_SIZE, INPUT_SIZE, random_inputs
+import references
+from conftest import CELL_CASES, FULL_CASES, case_inputs, random_inputs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
@@ -22,11 +26,11 @@ import jaxrnn
 T = 6
 
 
-def _setup(make, dtype=jnp.float64, seed=0):
-    cell = make(dtype)
+def _setup(case, dtype=jnp.float64, seed=0, T=T):
+    cell = case(dtype)
     kp, kx = jax.random.split(jax.random.key(seed))
     params = cell.init(kp)
-    xs = random_inputs(kx, T, dtype=dtype)
+    xs = case_inputs(case, kx, T, dtype=dtype)
     return cell, params, xs
 
 
@@ -48,26 +52,37 @@ def _close(a, b, rtol=1e-12, atol=1e-12):
 # ------------------------------------------------------------------ shapes and dtypes
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-def test_shapes_and_dtypes_under_jit_and_vmap(cell_case, dtype):
-    _, make = cell_case
-    cell, params, _ = _setup(make, dtype)
-    assert cell.input_size == INPUT_SIZE
+# float32 on the representative case of each family, float64 on every case
+SHAPE_CASES = [(n, jnp.float64) for n in sorted(CELL_CASES)] + [
+    (n, jnp.float32) for n in FULL_CASES
+]
+
+
+@pytest.mark.parametrize(("name", "dtype"), SHAPE_CASES)
+def test_shapes_and_dtypes_under_jit_and_vmap(name, dtype):
+    cell, params, xs = _setup(CELL_CASES[name], dtype)
+    assert cell.input_size == xs.shape[1]
     for leaf in jax.tree_util.tree_leaves(params):
         assert leaf.dtype == dtype
     carry = cell.initial_carry(params)
-    x = jnp.ones((INPUT_SIZE,), dtype)
-    c1, y = jax.jit(cell.step)(params, carry, x)
+    x = xs[0]
+    B = 4
+    cb = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B, *a.shape)), carry)
+    xb = jnp.broadcast_to(x, (B, cell.input_size))
+
+    @jax.jit  # one compilation for both
+    def both(params, carry, x, cb, xb):
+        return cell.step(params, carry, x), jax.vmap(cell.step, in_axes=(None, 0, 0))(
+            params, cb, xb
+        )
+
+    (c1, y), (_, yb) = both(params, carry, x, cb, xb)
     assert y.shape == (cell.output_size,) and y.dtype == dtype
     assert jax.tree_util.tree_structure(c1) == jax.tree_util.tree_structure(carry)
     for a, b in zip(jax.tree_util.tree_leaves(c1), jax.tree_util.tree_leaves(carry)):
         assert a.shape == b.shape and a.dtype == dtype
-    B = 4
-    cb = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B, *a.shape)), carry)
-    xb = jnp.ones((B, INPUT_SIZE), dtype)
-    _, yb = jax.jit(jax.vmap(cell.step, in_axes=(None, 0, 0)))(params, cb, xb)
     assert yb.shape == (B, cell.output_size)
-    np.testing.assert_allclose(yb[0], y, rtol=1e-6)
+    np.testing.assert_allclose(yb[0], y, rtol=1e-6, atol=1e-6)
 
 
 def test_parameter_shapes_follow_pytorch_layout():
@@ -116,177 +131,134 @@ def test_forget_bias_is_stored_in_the_parameters():
 # ---------------------------------------------------- equations: NumPy and PyTorch
 
 
-_TORCH_FAMILIES = ("rnn", "gru", "lstm")  # the cells whose equations PyTorch shares
-
-
-def _sigmoid(a):
-    return 1 / (1 + np.exp(-a))
-
-
-def _numpy_step(name, p, carry, x):
-    """The docstring equations, transcribed independently in NumPy."""
-    p = [None if a is None else np.asarray(a) for a in p]
-    if name.startswith("rnn"):
-        w_ih, w_hh, b_ih, b_hh = p
-        b = 0 if b_ih is None else b_ih + b_hh
-        a = w_ih @ x + w_hh @ carry + b
-        h = np.maximum(a, 0) if name == "rnn_relu" else np.tanh(a)
-        return h, h
-    if name.startswith("indrnn"):
-        w_ih, u, b = p
-        h = np.tanh(w_ih @ x + u * carry + (0 if b is None else b))
-        return h, h
-    if name.startswith("gru"):
-        w_ih, w_hh, b_ih, b_hh = p
-        H = w_hh.shape[1]
-        b_ih = np.zeros(3 * H) if b_ih is None else b_ih
-        b_hh = np.zeros(3 * H) if b_hh is None else b_hh
-        Wr, Wz, Wn = np.split(w_ih, 3)
-        Ur, Uz, Un = np.split(w_hh, 3)
-        bir, biz, bin_ = np.split(b_ih, 3)
-        bhr, bhz, bhn = np.split(b_hh, 3)
-        r = _sigmoid(Wr @ x + bir + Ur @ carry + bhr)
-        z = _sigmoid(Wz @ x + biz + Uz @ carry + bhz)
-        n = np.tanh(Wn @ x + bin_ + r * (Un @ carry + bhn))
-        h = (1 - z) * n + z * carry
-        return h, h
-    w_ih, w_hh, b_ih, b_hh, w_hr = p
-    h0, c0 = np.asarray(carry.h), np.asarray(carry.c)
-    b = 0 if b_ih is None else b_ih + b_hh
-    i, f, g, o = np.split(w_ih @ x + w_hh @ h0 + b, 4)
-    c = _sigmoid(f) * c0 + _sigmoid(i) * np.tanh(g)
-    h = _sigmoid(o) * np.tanh(c)
-    if w_hr is not None:
-        h = w_hr @ h
-    return jaxrnn.LSTMCarry(h, c), h
-
-
-@pytest.mark.parametrize("name", [n for n in sorted(CELL_CASES) if n.startswith(_TORCH_FAMILIES)])
-def test_step_matches_numpy_equations(name):
-    cell, params, xs = _setup(CELL_CASES[name])
+def _eager_loop(cell, params, xs):
     carry = cell.initial_carry(params)
-    ref = jax.tree_util.tree_map(np.asarray, carry)
-    for t in range(T):
+    ys = []
+    for t in range(xs.shape[0]):
         carry, y = cell.step(params, carry, xs[t])
-        ref, y_ref = _numpy_step(name, params, ref, np.asarray(xs[t]))
-        _close(y, y_ref)
-        _close(carry, ref)
+        ys.append(y)
+    return np.stack(ys)
 
 
-def _torch_copy(module, names, params):
-    import torch
+@pytest.mark.parametrize("name", [n for n in sorted(CELL_CASES) if CELL_CASES[n].numpy])
+def test_steps_match_numpy_transcription_of_the_paper(name):
+    case = CELL_CASES[name]
+    cell, params, xs = _setup(case)
+    carry0 = cell.initial_carry(params)
+    ref = case.numpy(params, carry0, np.asarray(xs))
+    np.testing.assert_allclose(_eager_loop(cell, params, xs), ref, rtol=1e-12, atol=1e-13)
 
-    with torch.no_grad():
-        for field, tname in names.items():
-            value = getattr(params, field)
-            if value is not None:
-                getattr(module, tname).copy_(torch.tensor(np.asarray(value)))
 
-
-@pytest.mark.parametrize("name", [n for n in sorted(CELL_CASES) if n.startswith(_TORCH_FAMILIES)])
-def test_step_matches_torch_cells(name):
-    """Each step against torch.nn.{RNN,GRU,LSTM}Cell (LSTMP: one-layer torch.nn.LSTM)."""
-    torch = pytest.importorskip("torch")
+@pytest.mark.parametrize("name", [n for n in sorted(CELL_CASES) if CELL_CASES[n].torch])
+def test_steps_match_torch(name):
+    """Every step against ``jaxrnn.to_torch(cell, params)`` (torch.nn.{RNN,GRU,LSTM}Cell;
+    LSTMP: a one-layer torch.nn.LSTM with proj_size)."""
+    pytest.importorskip("torch")
     cell, params, xs = _setup(CELL_CASES[name])
-    bias = params.b_ih is not None
-    is_lstm = name.startswith("lstm")
-    if name == "lstm_proj":
-        tm = torch.nn.LSTM(INPUT_SIZE, HIDDEN_SIZE, bias=bias, proj_size=2).double()
-        names = {
-            "w_ih": "weight_ih_l0",
-            "w_hh": "weight_hh_l0",
-            "b_ih": "bias_ih_l0",
-            "b_hh": "bias_hh_l0",
-            "w_hr": "weight_hr_l0",
-        }
-        _torch_copy(tm, names, params)
-        ty = tm(torch.tensor(np.asarray(xs)))[0].detach().numpy()
-        _, ys = jaxrnn.scan(cell, params, xs)
-        np.testing.assert_allclose(np.asarray(ys), ty, rtol=1e-12, atol=1e-13)
-        return
-    if name.startswith("rnn"):
-        nl = "relu" if name == "rnn_relu" else "tanh"
-        tc = torch.nn.RNNCell(INPUT_SIZE, HIDDEN_SIZE, bias=bias, nonlinearity=nl)
-    elif name.startswith("gru"):
-        tc = torch.nn.GRUCell(INPUT_SIZE, HIDDEN_SIZE, bias=bias)
-    else:
-        tc = torch.nn.LSTMCell(INPUT_SIZE, HIDDEN_SIZE, bias=bias)
-    tc = tc.double()
-    names = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
-    _torch_copy(tc, names, params)
-    carry = cell.initial_carry(params)
-    th = torch.zeros(1, HIDDEN_SIZE, dtype=torch.float64)
-    tcarry = (th, th.clone()) if is_lstm else th
-    for t in range(T):
-        carry, y = cell.step(params, carry, xs[t])
-        tcarry = tc(torch.tensor(np.asarray(xs[t]))[None], tcarry)
-        ty = tcarry[0] if is_lstm else tcarry
-        np.testing.assert_allclose(np.asarray(y), ty.detach().numpy()[0], rtol=1e-12, atol=1e-13)
+    ref = references.torch_cell(cell, params, cell.initial_carry(params), xs)
+    np.testing.assert_allclose(_eager_loop(cell, params, xs), ref, rtol=1e-12, atol=1e-13)
+
+
+def test_every_family_has_an_independent_reference():
+    """Every registered configuration is checked against NumPy or torch, except the keyed
+    zoneout (random masks; tests/test_wrappers.py checks its statistics)."""
+    missing = [n for n, c in CELL_CASES.items() if c.numpy is None and not c.torch]
+    assert missing == ["zoneout_lstm"]
+
+
+def test_parameter_count_equals_the_docstring_formula(cell_case):
+    _, case = cell_case
+    assert jaxrnn.count_params(case(jnp.float64)) == case.n_params
 
 
 # ----------------------------------------------------------------- scan semantics
 
 
 def test_scan_equals_python_loop(cell_case):
-    _, make = cell_case
-    cell, params, xs = _setup(make)
+    _, case = cell_case
+    cell, params, xs = _setup(case)
     c_loop, ys_loop = _python_loop(cell, params, xs)
-    c_scan, ys_scan = jax.jit(lambda p, x: jaxrnn.scan(cell, p, x))(params, xs)
+
+    @jax.jit  # one compilation for the whole test (cheaper than one per scan)
+    def run(p, x):
+        return jaxrnn.scan(cell, p, x), jaxrnn.scan(cell, p, x, unroll=True)[1]
+
+    (c_scan, ys_scan), ys_un = run(params, xs)
     _close(ys_scan, ys_loop)
     _close(c_scan, c_loop)
-    # unrolling changes nothing
-    _, ys_un = jaxrnn.scan(cell, params, xs, unroll=True)
-    _close(ys_un, ys_loop)
+    _close(ys_un, ys_loop)  # unrolling changes nothing
 
 
-def test_reverse_equals_flipped_forward(cell_case):
-    _, make = cell_case
-    cell, params, xs = _setup(make)
-    c_rev, ys_rev = jaxrnn.scan(cell, params, xs, reverse=True)
-    c_fwd, ys_fwd = jaxrnn.scan(cell, params, xs[::-1])
+def test_reverse_equals_flipped_forward(full_case):
+    _, case = full_case
+    cell, params, xs = _setup(case)
+    (c_rev, ys_rev), (c_fwd, ys_fwd) = jax.jit(
+        lambda p, x: (jaxrnn.scan(cell, p, x, reverse=True), jaxrnn.scan(cell, p, x[::-1]))
+    )(params, xs)
     _close(ys_rev, ys_fwd[::-1])
     _close(c_rev, c_fwd)
 
 
-def test_reset_flags_restart_the_carry(cell_case):
-    _, make = cell_case
-    cell, params, xs = _setup(make)
+def test_reset_flags_restart_the_carry(full_case):
+    _, case = full_case
+    cell, params, xs = _setup(case)
     reset = jnp.zeros((T,), bool).at[2].set(True).at[4].set(True)
-    _, ys = jaxrnn.scan(cell, params, xs, reset=reset)
-    pieces = [jaxrnn.scan(cell, params, xs[a:b])[1] for a, b in ((0, 2), (2, 4), (4, T))]
-    _close(ys, jnp.concatenate(pieces))
-    # reverse: each episode is read backwards on its own
-    _, ys_rev = jaxrnn.scan(cell, params, xs, reset=reset, reverse=True)
-    pieces = [
-        jaxrnn.scan(cell, params, xs[a:b], reverse=True)[1] for a, b in ((0, 2), (2, 4), (4, T))
-    ]
-    _close(ys_rev, jnp.concatenate(pieces))
+    episodes = ((0, 2), (2, 4), (4, T))
+
+    @jax.jit
+    def run(p, x):
+        out = {}
+        for rev in (False, True):  # reverse: each episode is read backwards on its own
+            out[rev] = (
+                jaxrnn.scan(cell, p, x, reset=reset, reverse=rev)[1],
+                jnp.concatenate(
+                    [jaxrnn.scan(cell, p, x[a:b], reverse=rev)[1] for a, b in episodes]
+                ),
+            )
+        return out
+
+    for ys, pieces in run(params, xs).values():
+        _close(ys, pieces)
 
 
 @settings(max_examples=12, deadline=None)
 @given(data=st.data())
 def test_masked_padded_runs_equal_unpadded_runs(data):
-    name = data.draw(st.sampled_from(sorted(CELL_CASES)))
+    name = data.draw(st.sampled_from(FULL_CASES))
     reverse = data.draw(st.booleans())
     batch = data.draw(st.integers(1, 4))
     lengths = data.draw(st.lists(st.integers(1, T), min_size=batch, max_size=batch))
-    cell, params, _ = _setup(CELL_CASES[name])
-    xs = random_inputs(jax.random.key(7), batch * T).reshape(batch, T, INPUT_SIZE)
-    run = jax.vmap(lambda x, n: jaxrnn.scan(cell, params, x, length=n, reverse=reverse))
-    carries, ys = run(xs, jnp.asarray(lengths))
+    case = CELL_CASES[name]
+    cell, params, _ = _setup(case)
+    keys = jax.random.split(jax.random.key(7), batch)
+    xs = jnp.stack([case_inputs(case, k, T) for k in keys])
+
+    def run(xs, lengths):  # one compilation per example: the batch and its references
+        batched = jax.vmap(lambda x, n: jaxrnn.scan(cell, params, x, length=n, reverse=reverse))
+        refs = [
+            jaxrnn.scan(cell, params, xs[b, :n], reverse=reverse) for b, n in enumerate(lengths)
+        ]
+        return batched(xs, jnp.asarray(lengths)), refs
+
+    run = jax.jit(run, static_argnums=1)
+    (carries, ys), refs = run(xs, tuple(lengths))
     for b, n in enumerate(lengths):
-        c_ref, y_ref = jaxrnn.scan(cell, params, xs[b, :n], reverse=reverse)
+        c_ref, y_ref = refs[b]
         _close(ys[b, :n], y_ref)
         np.testing.assert_array_equal(ys[b, n:], 0.0)
         _close(jax.tree_util.tree_map(lambda a, b=b: a[b], carries), c_ref)
 
 
-def test_masked_reverse_with_resets_equals_unpadded(cell_case):
-    _, make = cell_case
-    cell, params, xs = _setup(make)
+def test_masked_reverse_with_resets_equals_unpadded(full_case):
+    _, case = full_case
+    cell, params, xs = _setup(case)
     reset = jnp.zeros((T,), bool).at[2].set(True).at[5].set(True)  # index 5 is padding
-    _, ys = jaxrnn.scan(cell, params, xs, length=4, reset=reset, reverse=True)
-    _, ref = jaxrnn.scan(cell, params, xs[:4], reset=reset[:4], reverse=True)
+    ys, ref = jax.jit(
+        lambda p, x: (
+            jaxrnn.scan(cell, p, x, length=4, reset=reset, reverse=True)[1],
+            jaxrnn.scan(cell, p, x[:4], reset=reset[:4], reverse=True)[1],
+        )
+    )(params, xs)
     _close(ys[:4], ref)
     np.testing.assert_array_equal(ys[4:], 0.0)
 
@@ -295,8 +267,8 @@ def test_masked_reverse_with_resets_equals_unpadded(cell_case):
 
 
 def test_check_grads_float64(cell_case):
-    _, make = cell_case
-    cell, params, xs = _setup(make)
+    _, case = cell_case
+    cell, params, xs = _setup(case)
 
     @jax.jit
     def loss(p, x):
@@ -306,16 +278,15 @@ def test_check_grads_float64(cell_case):
     check_grads(loss, (params, xs), order=1, modes=("fwd", "rev"), eps=1e-5, atol=1e-8, rtol=1e-7)
 
 
-def test_forward_mode_through_a_sequence_layer(cell_case):
-    _, make = cell_case
-    cell, _, xs = _setup(make)
-    layer = jaxrnn.stack(cell, jaxrnn.gru(cell.output_size, 4, dtype=jnp.float64))
-    lp = layer.init(jax.random.key(3))
+def test_forward_mode_through_a_sequence_layer(full_case):
+    _, case = full_case
+    cell, lp, xs = _setup(case)
+    layer = jaxrnn.recurrent(cell)
 
     def f(x):
         return layer.apply(lp, x, length=4)[1]
 
-    tangent = random_inputs(jax.random.key(4), T)
+    tangent = random_inputs(jax.random.key(4), T, xs.shape[1])
     _, jvp_out = jax.jit(lambda x, v: jax.jvp(f, (x,), (v,)))(xs, tangent)
     jac = jax.jit(jax.jacrev(f))(xs)  # (T, O, T, I)
     np.testing.assert_allclose(
@@ -342,6 +313,38 @@ def test_forward_mode_through_a_sequence_layer(cell_case):
             "forget_bias",
         ),
         (jaxrnn.gru, {"input_size": 2, "hidden_size": 3, "dtype": jnp.int32}, "dtype"),
+        (jaxrnn.peephole_lstm, {"input_size": 0, "hidden_size": 3}, "input_size"),
+        (
+            jaxrnn.peephole_lstm,
+            {"input_size": 2, "hidden_size": 3, "output_activation": "relu"},
+            "output_activation",
+        ),
+        (jaxrnn.peephole_lstm, {"input_size": 2, "hidden_size": 3, "proj_size": 4}, "proj_size"),
+        (
+            jaxrnn.cifg_lstm,
+            {"input_size": 2, "hidden_size": 3, "bias": False, "forget_bias": 1.0},
+            "forget_bias",
+        ),
+        (jaxrnn.cho_gru, {"input_size": 2, "hidden_size": 0}, "hidden_size"),
+        (jaxrnn.mgu, {"input_size": 2.5, "hidden_size": 3}, "input_size"),
+        (jaxrnn.layer_norm_lstm, {"input_size": 2, "hidden_size": 3, "eps": 0.0}, "eps"),
+        (
+            jaxrnn.clockwork_rnn,
+            {"input_size": 2, "hidden_size": 5, "num_modules": 2},
+            "hidden_size",
+        ),
+        (
+            jaxrnn.clockwork_rnn,
+            {"input_size": 2, "hidden_size": 4, "num_modules": 0},
+            "num_modules",
+        ),
+        (jaxrnn.clockwork_rnn, {"input_size": 2, "hidden_size": 4, "periods": (2, 1)}, "periods"),
+        (jaxrnn.clockwork_rnn, {"input_size": 2, "hidden_size": 4, "periods": (1, 0)}, "periods"),
+        (
+            jaxrnn.child_sum_tree_lstm,
+            {"input_size": 2, "hidden_size": 3, "max_nodes": 0},
+            "max_nodes",
+        ),
     ],
 )
 def test_bad_factory_arguments_raise(factory, kwargs, match):

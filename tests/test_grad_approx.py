@@ -1,8 +1,10 @@
-"""Truncated/checkpointed BPTT and the approximations: SnAp-1, UORO, RFLO.
+"""Truncated/checkpointed BPTT and the approximations: SnAp-1, UORO, RFLO, run on every
+registered cell each supports (the representative case of each family).
 
 References: Python loops of ``jax.grad`` over windows (TBPTT), plain BPTT
-(checkpointing), exact RTRL (SnAp-1 reductions), the mean of many UORO draws
-(unbiasedness), a NumPy transcription of Murray's RFLO update."""
+(checkpointing), SnAp-1's dense definition and exact RTRL (SnAp-1 reductions), the
+mean of many UORO draws (unbiasedness), TBPTT(1) (RFLO at alpha = 1) and a NumPy
+transcription of Murray's RFLO update."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import CELL_CASES, FULL_CASES
+from gradhelpers import case_problem
 
 import jaxrnn
 from jaxrnn import grad as G
+from jaxrnn.grad._common import flat_cell, initial_influence, probe_pattern
 
 I, H, OUT = 2, 4, 2
 
@@ -43,37 +48,152 @@ SNAP1 = G.snap1(ELMAN, mse_loss)
 UORO = G.uoro(ELMAN, mse_loss)
 
 
-# ------------------------------------------------------------------- TBPTT, checkpoint
+# ------------------------------------------- every method on every cell it supports
 
 
 def _tbptt_reference(cell, params, xs, targets, k):
-    """Python loop over windows: jax.grad of each window's loss from a constant carry."""
+    """A Python loop of ``step`` whose carry is cut (``stop_gradient``) every ``k`` steps,
+    differentiated by ``jax.grad``: the gradient of each window's loss from a constant
+    carry (the first window also reaches a parameter-dependent initial carry)."""
+
+    def loss(p):
+        c = cell.initial_carry(p[0])
+        total = 0.0
+        for t in range(xs.shape[0]):
+            if t and t % k == 0:
+                c = jax.lax.stop_gradient(c)
+            c, y = cell.step(p[0], c, xs[t])
+            total = total + mse_loss(p[1], y, targets[t])
+        return total
+
+    return jax.value_and_grad(loss)(params)  # eager: cheaper than compiling, for T = 7
+
+
+def _snap1_reference(cell, params, xs, targets):
+    """SnAp-1 by its definition (Menick et al. 2021), dense: ``M_t = mask * (D_t M_{t-1} +
+    I_t)`` with full Jacobians, ``mask`` the structural pattern of ``I`` (from the same
+    probe as the engine: which carry entries each parameter reaches in one step), and
+    the gradient ``delta_t M_t`` (output in the carry) or ``g_imm + g_c M_{t-1}``."""
+    cp, head = params
+    carry0 = cell.initial_carry(cp)
+    fc, theta, c = flat_cell(cell, cp, carry0)
+    pat = probe_pattern(cell, fc, theta, c, xs[0])
+    mask = np.zeros((fc.S, fc.P), bool)
+    for k in range(pat.K):
+        cols = np.flatnonzero(pat.valid[k])
+        mask[pat.units[k, cols], cols] = True
+    M = mask * np.asarray(initial_influence(cell, fc, theta))
 
     @jax.jit
-    def window_grad(p, c, xw, tw):
-        def window(p, c):
-            c, ys = jaxrnn.scan(cell, p[0], xw, c)
-            return sum(mse_loss(p[1], y, t) for y, t in zip(ys, tw)), c
+    def jacobians(c, x, tgt):  # everything one step needs, dense
+        (c_new, y), vjp = jax.vjp(lambda th, cc: fc.f(th, cc, x), theta, c)
+        l_t, (gh, g_y) = jax.value_and_grad(mse_loss, argnums=(0, 1))(head, y, tgt)
+        g_imm, g_c = vjp((jnp.zeros_like(c_new), g_y))
+        I_t = jax.jacrev(lambda th: fc.f(th, c, x)[0])(theta)
+        D_t = jax.jacfwd(lambda cc: fc.f(theta, cc, x)[0])(c)
+        return c_new, l_t, gh, g_y, g_imm, g_c, I_t, D_t
 
-        return jax.grad(window, has_aux=True)(p, c)
+    g_cell, g_head, loss = np.zeros(fc.P), None, 0.0
+    for x, tgt in zip(xs, targets):
+        c_new, l_t, gh, g_y, g_imm, g_c, I_t, D_t = jacobians(c, x, tgt)
+        M_new = mask * (np.asarray(D_t) @ M + np.asarray(I_t))
+        if pat.out_idx is not None:
+            delta = np.zeros(fc.S)
+            np.add.at(delta, pat.out_idx, np.asarray(g_y).reshape(-1))
+            g_cell = g_cell + delta @ M_new
+        else:
+            g_cell = g_cell + np.asarray(g_imm) + np.asarray(g_c) @ M
+        g_head = gh if g_head is None else jax.tree_util.tree_map(jnp.add, g_head, gh)
+        loss, M, c = loss + float(l_t), M_new, c_new
+    return loss, (fc.unravel_params(jnp.asarray(g_cell)), g_head)
 
-    carry = cell.initial_carry(params[0])
-    total = jax.tree_util.tree_map(jnp.zeros_like, params)
-    for s in range(0, xs.shape[0], k):
-        g, carry = window_grad(params, carry, xs[s : s + k], targets[s : s + k])
-        total = jax.tree_util.tree_map(jnp.add, total, g)
-    return total
+
+METHODS = ["checkpoint", "tbptt", "snap1", "uoro", "rflo"]
+# Which representative cases (FULL_CASES, conftest.py) each method runs on, chosen by
+# what the method depends on, to keep CI inside its time budget:
+# - RFLO: whether the cell is Elman-type: every case (the `elman` capability is checked).
+# - SnAp-1: the sparsity of the influence: one case per kind (K = 1 gated, element-wise,
+#   (h, c) carry with K = 2, dense one-step Jacobian, counter in the carry, learned c_0,
+#   key in the carry; rnn_tanh has test_snap1_* below). Not the Tree-LSTM: the engine's
+#   pattern probe draws carries from N(0, 1), which never reach its node slots >= 3.
+# - checkpointed BPTT, TBPTT, UORO: nothing but the carry pytree and the initial state:
+#   the three cases whose carry or initial state differ in kind (a node buffer with
+#   structured inputs, a key in the carry, a learned c_0).
+GENERIC = {"tree_lstm", "zoneout_lstm", "learned_initial_state_lstm"}
+RUNS_ON = {
+    "checkpoint": GENERIC,
+    "tbptt": GENERIC,
+    "uoro": GENERIC,
+    "snap1": {
+        "gru",
+        "indrnn",
+        "lstm",
+        "cho_gru",
+        "clockwork_rnn",
+        "learned_initial_state_lstm",
+        "zoneout_lstm",
+    },
+    "rflo": set(FULL_CASES),
+}
+SUPPORTED = [(n, m) for m in METHODS for n in sorted(RUNS_ON[m])]
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_tbptt_matches_window_loop(k):
-    params, xs, targets = _problem(ELMAN, T=T)
-    loss, grads = G.tbptt(ELMAN, mse_loss, k)(params, xs, targets)
-    ref = _tbptt_reference(ELMAN, params, xs, targets, k)
-    assert _rel(grads, ref) < 1e-12
-    full_loss, full = BPTT(params, xs, targets)
-    np.testing.assert_allclose(loss, full_loss, rtol=1e-12)  # same loss, truncated grad
-    assert _rel(grads, full) > 1e-3
+@pytest.mark.parametrize(("name", "method"), SUPPORTED)
+def test_every_gradient_method_on_every_cell_it_supports(name, method):
+    """Checkpointed BPTT == BPTT; TBPTT(3) == a loop of windowed jax.grad; SnAp-1 == its
+    dense definition; UORO's loss is the true loss and its gradient is exact for one
+    step; RFLO(alpha=1) == TBPTT(1) on Elman-type cells, which it alone accepts.
+
+    The references run eagerly and BPTT is the one the RTRL test compiled (same T), so
+    each item compiles only the method under test."""
+    case = CELL_CASES[name]
+    cell, bptt, _, params, xs, targets = case_problem(name)
+    if method == "checkpoint":  # segments of 4, the last one padded
+        out = G.bptt(cell, mse_loss, checkpoint=4)(params, xs, targets)
+        ref = bptt(params, xs, targets)
+        np.testing.assert_allclose(out[0], ref[0], rtol=1e-13)
+        assert _rel(out[1], ref[1]) < 1e-12
+    elif method == "tbptt":
+        loss, grads = G.tbptt(cell, mse_loss, 3)(params, xs, targets)
+        ref_loss, ref = _tbptt_reference(cell, params, xs, targets, 3)
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+        assert _rel(grads, ref) < 1e-12
+        assert _rel(grads, bptt(params, xs, targets)[1]) > 1e-6  # truncated: not BPTT
+    elif method == "snap1":
+        out = G.snap1(cell, mse_loss)(params, xs, targets)
+        ref = _snap1_reference(cell, params, xs, targets)
+        np.testing.assert_allclose(out[0], ref[0], rtol=1e-12)
+        assert _rel(out[1], ref[1]) < 1e-10
+    elif method == "uoro":
+        # c0 given, so no initial influence (a learned c0 makes UORO random at T = 1);
+        # one step is the mask [1, 0, ...], so both calls share one compilation
+        uoro = G.uoro(cell, mse_loss)
+        c0 = cell.initial_carry(params[0])
+        T = xs.shape[0]
+        loss, _ = uoro(params, xs, targets, c0, mask=jnp.ones(T, bool), key=jax.random.key(3))
+        np.testing.assert_allclose(loss, bptt(params, xs, targets)[0], rtol=1e-12)
+        _, one = uoro(params, xs, targets, c0, mask=jnp.arange(T) < 1, key=jax.random.key(4))
+        exact = jax.grad(lambda p: mse_loss(p[1], cell.step(p[0], c0, xs[0])[1], targets[0]))
+        assert _rel(one, exact(params)) < 1e-12
+    else:
+        rflo = G.rflo(cell, mse_loss, alpha=1.0)
+        if case.elman:
+            loss, grads = rflo(params, xs, targets)
+            ref_loss, ref = _tbptt_reference(cell, params, xs, targets, 1)
+            np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+            assert _rel(grads, ref) < 1e-12
+        else:
+            with pytest.raises(ValueError, match="Elman-type"):
+                rflo(params, xs, targets)
+
+
+def test_checkpointed_bptt_with_a_mask_equals_bptt():
+    params, xs, targets = _problem(ELMAN, T=T)  # segments of 3 (checkpoint=True)
+    mask = jnp.arange(T) < 8
+    out = G.bptt(ELMAN, mse_loss, checkpoint=True)(params, xs, targets, mask=mask)
+    ref = BPTT(params, xs, targets, mask=mask)
+    np.testing.assert_allclose(out[0], ref[0], rtol=1e-13)
+    assert _rel(out[1], ref[1]) < 1e-12
 
 
 def test_tbptt_with_window_T_is_bptt():
@@ -81,16 +201,6 @@ def test_tbptt_with_window_T_is_bptt():
     mask = jnp.arange(T) < 6
     out = G.tbptt(ELMAN, mse_loss, T)(params, xs, targets, mask=mask)
     ref = BPTT(params, xs, targets, mask=mask)
-    assert _rel(out[1], ref[1]) < 1e-12
-
-
-@pytest.mark.parametrize("checkpoint", [True, 4])
-def test_checkpointed_bptt_equals_bptt(checkpoint):
-    params, xs, targets = _problem(ELMAN, T=T)  # segments of 3 (True), or 4 padded to 12
-    mask = jnp.arange(T) < 8
-    out = G.bptt(ELMAN, mse_loss, checkpoint=checkpoint)(params, xs, targets, mask=mask)
-    ref = BPTT(params, xs, targets, mask=mask)
-    np.testing.assert_allclose(out[0], ref[0], rtol=1e-13)
     assert _rel(out[1], ref[1]) < 1e-12
 
 
@@ -140,14 +250,6 @@ def test_uoro_is_unbiased():
     # 1/sqrt(N) scaling: expected ratio 1/4 from 100 to 1600 draws
     assert 0.15 < e1600 / e100 < 0.4
     assert e100 < 0.3 * e1
-
-
-def test_uoro_is_exact_for_one_step():
-    """With T=1 the influence from earlier steps is zero: UORO is exact."""
-    params, xs, targets = _problem(ELMAN, T=1)
-    out = UORO(params, xs, targets, key=jax.random.key(3))
-    ref = BPTT(params, xs, targets)
-    assert _rel(out[1], ref[1]) < 1e-12
 
 
 # --------------------------------------------------------------------------------- RFLO

@@ -11,42 +11,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import CELL_CASES, INPUT_SIZE
+from gradhelpers import OUT, T, case_problem, mse_loss, problem
+from gradhelpers import fns as _fns
+from gradhelpers import rel as _rel
 
 import jaxrnn
 from jaxrnn import grad as G
 
-T = 7
-OUT = 2
 
-
-def mse_loss(head, y, target):
-    W, b = head
-    return 0.5 * jnp.sum((W @ y + b - target) ** 2)
+def fns(name, dtype=jnp.float64):
+    return _fns(name, dtype, USER_CELLS.get(name))
 
 
 def _problem(cell, dtype=jnp.float64, T=T, seed=0):
-    k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
-    cp = cell.init(k1)
-    xs = jax.random.normal(k3, (T, cell.input_size or INPUT_SIZE), dtype)
-    y = jax.eval_shape(cell.step, cp, cell.initial_carry(cp), xs[0])[1]
-    head = (jax.random.normal(k2, (OUT, y.shape[0]), dtype), jnp.zeros((OUT,), dtype))
-    targets = jax.random.normal(k4, (T, OUT), dtype)
-    return (cp, head), xs, targets
-
-
-_FNS: dict = {}
-
-
-def fns(name, dtype=jnp.float64):
-    """``(cell, bptt_fn, rtrl_fn)`` built once per cell, so tests share compilations."""
-    if (name, dtype) not in _FNS:
-        cell = USER_CELLS[name]() if name in USER_CELLS else CELL_CASES[name](dtype)
-        _FNS[name, dtype] = (cell, G.bptt(cell, mse_loss), G.rtrl(cell, mse_loss))
-    return _FNS[name, dtype]
-
-
-def _rel(a, b):
-    return float(G.relative_error(a, b))
+    return problem(cell, dtype, T, seed)
 
 
 def _assert_same(out, ref, tol):
@@ -61,8 +39,7 @@ def _assert_same(out, ref, tol):
 
 def test_rtrl_equals_bptt_every_cell(cell_case):
     name, _ = cell_case
-    cell, bptt, rtrl = fns(name)
-    params, xs, targets = _problem(cell)
+    _, bptt, rtrl, params, xs, targets = case_problem(name)
     ref = bptt(params, xs, targets)
     out = rtrl(params, xs, targets)
     _assert_same(out, ref, 1e-10)
@@ -200,11 +177,22 @@ def test_diagonal_fast_path_equals_dense_rtrl_and_bptt():
     _assert_same(dense, ref, 1e-10)
 
 
+def test_diagonal_declarations_are_true(cell_case):
+    """A cell declares ``diagonal=True`` exactly when the registry says it is element-wise,
+    and ``check_diagonal`` confirms every such declaration (declaring a cell dense is
+    always safe; that dense cells fail the check is the next test)."""
+    _, case = cell_case
+    cell = case(jnp.float64)
+    assert cell.diagonal == case.diagonal
+    if case.diagonal:
+        G.check_diagonal(cell, cell.init(jax.random.key(0)), jax.random.key(1))
+
+
 def test_check_diagonal_rejects_dense_cells():
-    for name in ("gru", "rnn_tanh", "lstm"):
+    for name in ("gru", "rnn_tanh", "lstm", "clockwork_rnn"):
         cell = CELL_CASES[name](jnp.float64)
         with pytest.raises(ValueError, match="not element-wise"):
-            G.check_diagonal(cell, cell.init(jax.random.key(0)), jax.random.key(1))
+            G.check_diagonal(cell, cell.init(jax.random.key(0)), jax.random.key(1), draws=1)
 
 
 def test_false_diagonal_declaration_is_caught_when_traced():

@@ -61,3 +61,65 @@ def gated_weights(
         out["b_ih"] = (bias_init or default)(k_bi, (rows,), dtype)
         out["b_hh"] = (bias_init or default)(k_bh, (rows,), dtype)
     return out
+
+
+def affine(w_ih, b_ih, w_hh, b_hh, x, h):
+    """``W_ih x + b_ih`` and ``W_hh h + b_hh`` (biases may be ``None``)."""
+    gi = w_ih @ x
+    gh = w_hh @ h
+    if b_ih is not None:
+        gi = gi + b_ih
+    if b_hh is not None:
+        gh = gh + b_hh
+    return gi, gh
+
+
+def check_rate(name: str, value: object) -> float:
+    """A probability in ``[0, 1)`` (dropout and zoneout rates); ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_proj_size(proj_size: object, hidden_size: int) -> int:
+    """``0`` (no projection) or ``0 < proj_size < hidden_size``; ``ValueError`` otherwise."""
+    if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+        raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
+    if proj_size >= hidden_size:
+        raise ValueError(
+            f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}"
+        )
+    return proj_size
+
+
+def check_cell(name: str, cell: object):
+    from jaxrnn.base import Cell
+
+    if not isinstance(cell, Cell):
+        raise ValueError(f"{name} must be a jaxrnn.Cell, got {type(cell).__name__}")
+    return cell
+
+
+def set_forget_bias(w: dict, block: slice, forget_bias: float | None) -> dict:
+    """Store the effective forget-gate bias in ``b_ih[block]`` (and 0 in ``b_hh[block]``)."""
+    if forget_bias is not None:
+        w["b_ih"] = w["b_ih"].at[block].set(forget_bias)
+        w["b_hh"] = w["b_hh"].at[block].set(0.0)
+    return w
+
+
+def carry_field(carry, field: str, wrapper: str):
+    """``(get, set)`` for the part of a carry a regulariser acts on.
+
+    ``field`` is ``"h"`` or ``"c"``: an array carry is its own ``h``; a NamedTuple carry
+    with a field of that name (``LSTMCarry``, ``ClockworkCarry``) gives that field.
+    Raises ``ValueError`` (naming ``wrapper``) for any other carry.
+    """
+    if isinstance(carry, jax.Array | jax.ShapeDtypeStruct) and field == "h":
+        return (lambda c: c), (lambda c, v: v)
+    if hasattr(carry, "_fields") and field in carry._fields:
+        return (lambda c: getattr(c, field)), (lambda c, v: c._replace(**{field: v}))
+    raise ValueError(
+        f"{wrapper} needs a cell whose carry is an array or a NamedTuple with a {field!r} "
+        f"field, got {type(carry).__name__} (wrap each layer of a stack separately)"
+    )
