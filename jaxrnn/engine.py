@@ -49,6 +49,7 @@ from jaxrnn.base import Array, Carry, Cell, Params
 
 __all__ = [
     "check_carry",
+    "check_flags",
     "check_inputs",
     "inert",
     "length_mask",
@@ -104,7 +105,7 @@ def _check_length(length, T: int) -> None:
         raise ValueError(f"length must be in [1, {T}], got {int(length)}")
 
 
-def _check_flags(name: str, flags, T: int) -> None:
+def check_flags(name: str, flags, T: int) -> None:
     if jnp.shape(flags) != (T,):
         raise ValueError(
             f"{name} must have shape ({T},) (one flag per step), got {jnp.shape(flags)}"
@@ -331,13 +332,13 @@ def scan(
         _check_length(length, T)
         lm = length_mask(length, T)
     if mask is not None:
-        _check_flags("mask", mask, T)
+        check_flags("mask", mask, T)
         mask = jnp.asarray(mask).astype(bool)
         mask = mask if length is None else mask & lm
     elif length is not None:
         mask = lm
     if reset is not None:
-        _check_flags("reset", reset, T)
+        check_flags("reset", reset, T)
     kwargs = dict(mask=mask, reset=reset, reverse=bool(reverse), unroll=unroll)
     kwargs.update(hoist=hoist, fused=fused)
     fn = _run_jit if _hashable(cell) else run

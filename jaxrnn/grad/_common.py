@@ -31,7 +31,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell
-from jaxrnn.engine import check_carry, check_inputs, loop
+from jaxrnn.engine import check_carry, check_flags, check_inputs, loop
 
 StepLoss = Callable[[Any, jax.Array, Any], jax.Array]
 GradFn = Callable[..., tuple[jax.Array, tuple[Any, Any]]]
@@ -73,14 +73,7 @@ def check_sequence_args(cell: Cell, params, xs, targets, carry0, mask) -> int:
     if carry0 is not None:
         check_carry(carry0, jax.eval_shape(cell.initial_carry, cell_params), name="carry0")
     if mask is not None:
-        if jnp.shape(mask) != (T,):
-            raise ValueError(
-                f"mask must have shape ({T},) (one flag per step), got {jnp.shape(mask)}"
-            )
-        if not isinstance(mask, jax.core.Tracer):
-            m = np.asarray(mask)
-            if not np.all((m == 0) | (m == 1)):
-                raise ValueError("mask must contain only 0/1 (or False/True)")
+        check_flags("mask", mask, T)
     return T
 
 
