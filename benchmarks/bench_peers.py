@@ -666,15 +666,20 @@ def main(argv=None):
                     line.append(f"{lib} {ms:.3g}")
                 print(f"round {r} {spec.case}/{spec.model} {mode}: " + ", ".join(line), flush=True)
         gemm(r)
+        save_csv(rows, csv_path)  # after every round: a killed run keeps what it measured
     del setups
     if loop[0]:
         bench_train_loop(*loop, rounds, rows)
-    os.makedirs(args.out, exist_ok=True)
-    with open(csv_path, "w", newline="") as fh:
+    save_csv(rows, csv_path)
+    write_report([{k: str(v) for k, v in r.items()} for r in rows], args.out)
+
+
+def save_csv(rows, path):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, CSV_KEYS)
         w.writeheader()
         w.writerows(rows)
-    write_report([{k: str(v) for k, v in r.items()} for r in rows], args.out)
 
 
 def device_string(device):
@@ -894,7 +899,7 @@ def plot(best, specs, libs, path):
     ax.set_ylabel("jaxrnn time / best peer time")
     ax.set_title("jaxrnn vs the fastest of torch, flax, equinox (lower is better)")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    ax.legend(fontsize=7, loc="upper right", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
