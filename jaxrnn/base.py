@@ -85,6 +85,11 @@ class Cell(NamedTuple):
         order and restricted to valid steps, masked inputs are already zero). The
         engine uses it when present: the fused backward of the built-in cells, the
         parallel scans of linear recurrences.
+      reset: an optional ``(params, carry) -> carry``: the carry an episode starts
+        from when a ``reset`` flag replaces ``carry`` (default: ``initial_carry(params)``,
+        see :meth:`restart`). Wrappers whose carry holds a random key (dropout, zoneout)
+        use it to restart the wrapped cell's state and keep the key. The engine runs
+        ``step`` (not ``sequence``) for a cell with ``reset`` when resets are given.
 
     A user-defined cell only needs the first three fields::
 
@@ -99,6 +104,14 @@ class Cell(NamedTuple):
     diagonal: bool = False
     projection: Projection | None = None
     sequence: SequenceFn | Callable[..., tuple[Carry, Array]] | None = None
+    reset: Callable[[Params, Carry], Carry] | None = None
+
+    def restart(self, params: Params, carry: Carry) -> Carry:
+        """The carry that replaces ``carry`` at the start of an episode: ``reset(params,
+        carry)`` when the cell defines it, else ``initial_carry(params)``."""
+        if self.reset is None:
+            return self.initial_carry(params)
+        return self.reset(params, carry)
 
 
 class ApplyFn(Protocol):

@@ -7,7 +7,7 @@ calls :func:`run`; :func:`scan` is its public, validated form (``jaxrnn.scan``).
 
 For one example ``xs (T, ...)`` and ``t = 0 .. T-1`` (``T-1 .. 0`` with ``reverse``)::
 
-    if reset[t]:  carry = cell.initial_carry(params)     # an episode starts here
+    if reset[t]:  carry = cell.restart(params, carry)    # an episode starts here
     new, y_t = cell.step(params, carry, xs[t])
     carry = new if mask[t] else carry                    # invalid steps change nothing
     y_t   = y_t if mask[t] else 0
@@ -218,7 +218,10 @@ def run(
         xs = inert(xs, mask)
     if reset is not None:
         reset = _resets(reset, mask, reverse)
-        reset_carry = cell.initial_carry(params)
+        if cell.reset is None:
+            reset_carry = cell.initial_carry(params)
+        else:
+            fused = False  # the restart depends on the carry: only the step path has it
     if fused and cell.sequence is not None and isinstance(xs, jax.Array):
         return cell.sequence(
             params,
@@ -238,7 +241,7 @@ def run(
     def body(c, inp):
         x, m, r = inp
         if r is not None:
-            c = _select(r, reset_carry, c)
+            c = _select(r, cell.restart(params, c) if reset_carry is None else reset_carry, c)
         new, y = step(params, c, x)
         if m is not None:
             new = _select(m, new, c)
@@ -310,7 +313,8 @@ def scan(
         their original positions and the padding at the end, as with PyTorch's packed
         sequences. The returned carry is the one after step ``0``.
       reset: optional boolean ``(T,)``; ``reset[t]`` marks the start of a new episode
-        at ``t``: the carry is replaced by ``cell.initial_carry(params)`` just before
+        at ``t``: the carry is replaced by ``cell.restart(params, carry)``
+        (``cell.initial_carry(params)`` unless the cell defines ``reset``) just before
         step ``t`` (forward) or just after step ``t`` (``reverse``, where ``t-1`` comes
         next), so no information crosses the boundary in either direction.
       unroll: passed to ``jax.lax.scan`` (``True`` unrolls fully).

@@ -84,6 +84,12 @@ def stack_cells(*cells: Cell) -> Cell:
                 new.append(c)
             return tuple(new), ys
 
+    reset = None
+    if any(cell.reset is not None for cell in cells):
+
+        def reset(params, carry):
+            return tuple(cell.restart(p, c) for cell, p, c in zip(cells, params, carry))
+
     return Cell(
         init,
         initial_carry,
@@ -92,4 +98,5 @@ def stack_cells(*cells: Cell) -> Cell:
         cells[-1].output_size,
         projection=projection,
         sequence=sequence,
+        reset=reset,
     )
