@@ -19,9 +19,13 @@ the immediate Jacobian is ``alpha phi'(a_t) a_hat^T`` and this is exactly his up
 ``D_t`` by ``(1-alpha) Id``. Only symmetric feedback (the true ``delta_t`` through the
 readout) is implemented; Murray's random feedback matrix is not.
 
-With ``alpha = 1`` the trace is the immediate Jacobian alone and RFLO is exactly
-TBPTT(1) (one-step truncated BPTT). Bias and variance: deterministic, biased (all
-recurrent credit assignment through ``W`` is dropped; a 1-step method). Cost:
+The trace starts at zero: RFLO treats the initial carry as a constant, so parameters
+that only reach it (a learned ``c_0``, :func:`jaxrnn.learned_initial_state`) get no
+gradient. With ``alpha = 1`` the trace is the immediate Jacobian alone and RFLO is
+exactly TBPTT(1) (one-step truncated BPTT) for a cell whose initial carry does not
+depend on the parameters (TBPTT(1) also differentiates ``c_0`` in its first window).
+Bias and variance: deterministic, biased (all recurrent credit assignment through
+``W`` is dropped; a 1-step method). Cost:
 ``O(P)`` time and memory per step (one VJP with a ones cotangent).
 """
 
