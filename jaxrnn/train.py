@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from jaxrnn import grad as _grad
 from jaxrnn.base import Array, Params, PRNGKey
 from jaxrnn.checkpoint import load_checkpoint, save_checkpoint
+from jaxrnn.checks import check_bool, check_finite, check_nonneg_int, check_positive_int
 
 __all__ = [
     "OPTIMIZERS",
@@ -79,15 +80,18 @@ def make_optimizer(
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    learning_rate = check_finite("learning_rate", learning_rate, positive=True)
+    if clip_norm is not None:
+        clip_norm = check_finite("clip_norm", clip_norm)
+        if clip_norm < 0:
+            raise ValueError(f"clip_norm must be a positive number, 0 or None, got {clip_norm}")
+    if decay_steps is not None:
+        decay_steps = check_nonneg_int("decay_steps", decay_steps)
     lr = learning_rate
     if decay_steps:
         lr = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=0.01)
     opt = OPTIMIZERS[name](lr)
     if clip_norm:
-        if clip_norm < 0:
-            raise ValueError(f"clip_norm must be positive or None, got {clip_norm}")
         return optax.chain(optax.clip_by_global_norm(clip_norm), opt)
     return opt
 
@@ -158,8 +162,7 @@ def batch_sampler(
     ``np.random.default_rng([seed, e]).permutation(N)``; the remainder is dropped.
     """
     n = _num_examples(data)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_positive_int("batch_size", batch_size)
     if batch_size > n:
         raise ValueError(
             f"batch_size must be at most the number of examples ({n}), got {batch_size}"
@@ -227,6 +230,18 @@ class EarlyStopping(NamedTuple):
     patience: int = 5
     min_delta: float = 0.0
     restore_best: bool = True
+
+    def check(self) -> EarlyStopping:
+        """Raise ``ValueError`` on a bad field (:func:`fit` calls it before training)."""
+        if not isinstance(self.metric, str):
+            raise ValueError(f"early_stopping.metric must be a str, got {self.metric!r}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"early_stopping.mode must be 'max' or 'min', got {self.mode!r}")
+        check_positive_int("early_stopping.patience", self.patience)
+        if check_finite("early_stopping.min_delta", self.min_delta) < 0:
+            raise ValueError(f"early_stopping.min_delta must be >= 0, got {self.min_delta}")
+        check_bool("early_stopping.restore_best", self.restore_best)
+        return self
 
 
 class FitResult(NamedTuple):
@@ -305,12 +320,17 @@ def fit(
     Returns:
       :class:`FitResult`.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if early_stopping is not None and early_stopping.mode not in ("max", "min"):
-        raise ValueError(f"early_stopping.mode must be 'max' or 'min', got {early_stopping.mode!r}")
-    if early_stopping is not None and (eval_fn is None or eval_every <= 0):
-        raise ValueError("early_stopping needs eval_fn and eval_every > 0")
+    steps = check_nonneg_int("steps", steps)
+    eval_every = check_nonneg_int("eval_every", eval_every)
+    checkpoint_every = check_nonneg_int("checkpoint_every", checkpoint_every)
+    if early_stopping is not None:
+        if not isinstance(early_stopping, EarlyStopping):
+            raise ValueError(
+                f"early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}"
+            )
+        early_stopping.check()
+        if eval_fn is None or eval_every <= 0:
+            raise ValueError("early_stopping needs eval_fn and eval_every > 0")
     optimizer = default_optimizer() if optimizer is None else optimizer
     sample = data if callable(data) else batch_sampler(data, batch_size, data_seed)
     train_step = make_train_step(loss_fn, optimizer, grad_fn=grad_fn)
@@ -327,6 +347,14 @@ def fit(
         bad_evals = meta.get("bad_evals", 0)
         if early_stopping is not None and early_stopping.restore_best and best is not None:
             best_params = state.params if meta.get("best_is_current") else None
+    if early_stopping is not None and int(state.step) < steps:
+        # The metric must be one eval_fn reports: ask it once now, not after training.
+        keys = {"train_loss", *eval_fn(state.params)}
+        if early_stopping.metric not in keys:
+            raise ValueError(
+                f"early_stopping.metric {early_stopping.metric!r} is not a metric of eval_fn "
+                f"(it returns {sorted(keys)})"
+            )
 
     def save(st: TrainState):
         if checkpoint_path is not None:
