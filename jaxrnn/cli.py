@@ -104,14 +104,23 @@ _positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
-    return v
+def _float_above(lo: float, strict: bool, what: str) -> Callable[[str], float]:
+    """An argparse ``type`` accepting finite numbers ``> lo`` (``>= lo`` if not strict)."""
+
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and (v > lo if strict else v >= lo)):
+            raise argparse.ArgumentTypeError(f"expected a {what} number, got {s!r}")
+        return v
+
+    return parse
+
+
+_positive_float = _float_above(0.0, True, "positive")
+_nonneg_float = _float_above(0.0, False, "non-negative finite")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--readout", choices=READOUTS, help="many-to-one readout")
     t.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
     t.add_argument("--lr", type=_positive_float, help="learning rate")
-    t.add_argument("--clip", type=float, help="global-norm clip (0: none)")
+    t.add_argument("--clip", type=_nonneg_float, help="global-norm clip (0: none)")
     t.add_argument("--schedule", choices=("constant", "cosine"))
-    t.add_argument("--steps", type=_nonneg_int, help="optimizer steps")
+    t.add_argument("--steps", type=_positive_int, help="optimizer steps")
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--eval-every", type=_positive_int)
     t.add_argument("--patience", type=_nonneg_int, help="early stopping (evaluations)")
@@ -189,9 +198,25 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     cfg["data_dir"] = args.data_dir
     cfg["text"] = args.text
     cfg["preset"] = args.preset
-    if cfg["clip"] < 0:
-        raise CLIError(f"--clip must be >= 0, got {cfg['clip']}")
     return cfg
+
+
+def _out_dir(path: str | None, default: str) -> Path:
+    """``--out`` as a directory that exists (created if needed); one-line errors."""
+    out = Path(path or default)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"--out {str(out)!r} cannot be created: {e.strerror or e}") from None
+    return out
+
+
+def _wrote(out: Path, names: list[str]) -> str:
+    """The files of ``names`` that exist in ``out``, as the final report says them."""
+    there = [n for n in names if (out / n).is_file()]
+    return f"wrote {out}/\n  " + (", ".join(there) if there else "(nothing)")
 
 
 def _load_task(cfg: dict[str, Any]):
@@ -407,8 +432,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta = data.meta
     model, loss_fn, metric_fn = _build(cfg, meta)
     grad_fn = None if cfg["method"] == "bptt" else _method_grad(cfg, model, meta)
-    out = Path(args.out or f"runs/{cfg['task']}-{cfg['cell']}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out, f"runs/{cfg['task']}-{cfg['cell']}-{time.strftime('%Y%m%d-%H%M%S')}")
     optimizer = _optimizer(cfg)
     key_init, key_train = jax.random.split(jax.random.key(cfg["seed"]))
     params = model.init(key_init)
@@ -456,8 +480,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _write_outputs(out, result.history, f"{cfg['task']} {cfg['cell']}-{cfg['hidden']}")
     print(_report(meta, cfg, final))
     _demo(meta, model, result.params, cfg["seed"])
-    print(f"wall time {wall:.1f} s; wrote {out}/")
-    print("  metrics.json, metrics.csv, checkpoint.msgpack, curves.png, config.json")
+    names = ["metrics.json", "metrics.csv", "checkpoint.msgpack", "curves.png", "config.json"]
+    print(f"wall time {wall:.1f} s; {_wrote(out, names)}")
     return 0
 
 
@@ -480,17 +504,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_metadata(path)  # verify the file before building anything
     except CheckpointError as e:
         raise CLIError(str(e)) from None
-    if not cfg_path.exists():
-        raise CLIError(f"{str(cfg_path)!r} (the run's configuration) does not exist")
-    cfg = json.loads(cfg_path.read_text())["config"]
+    cfg = _run_config(cfg_path)
     if args.data_dir:
         cfg["data_dir"] = args.data_dir
-    data = _load_task(cfg)
-    model, _, metric_fn = _build(cfg, data.meta)
-    params = model.init(jax.random.key(0))
-    template = TrainState(
-        params, _optimizer(cfg).init(params), jax.numpy.asarray(0, "int32"), jax.random.key(0)
-    )
+    try:
+        data = _load_task(cfg)
+        model, _, metric_fn = _build(cfg, data.meta)
+        params = model.init(jax.random.key(0))
+        opt_state = _optimizer(cfg).init(params)
+    except (KeyError, TypeError, ValueError) as e:
+        what = f"the entry {e}" if isinstance(e, KeyError) else str(e)
+        raise CLIError(f"{str(cfg_path)!r} does not describe a run: {what}") from None
+    template = TrainState(params, opt_state, jax.numpy.asarray(0, "int32"), jax.random.key(0))
     try:
         state, _ = load_checkpoint(path, template)
     except CheckpointError as e:
@@ -500,6 +525,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{path}: step {int(state.step)}")
     print(_report(data.meta, cfg, final))
     return 0
+
+
+def _run_config(cfg_path: Path) -> dict[str, Any]:
+    """The ``config`` entry of a run's ``config.json``; one-line errors naming the file."""
+    if not cfg_path.is_file():
+        raise CLIError(f"{str(cfg_path)!r} (the run's configuration) does not exist")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))["config"]
+    except (ValueError, KeyError, TypeError) as e:
+        why = "no 'config' entry" if isinstance(e, (KeyError, TypeError)) else f"not JSON ({e})"
+        raise CLIError(f"{str(cfg_path)!r} is not a run configuration: {why}") from None
+    from jaxrnn.models import CELLS
+
+    if not isinstance(cfg, dict) or cfg.get("task") not in TASK_DEFAULTS:
+        raise CLIError(f"{str(cfg_path)!r} is not a run configuration: no known 'task'")
+    if cfg.get("cell") not in CELLS:
+        raise CLIError(f"{str(cfg_path)!r} is not a run configuration: no known 'cell'")
+    return cfg
 
 
 # ---------------------------------------------------------------------------- compare
@@ -546,8 +589,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         opts = {"k": args.tbptt_k} if name == "tbptt" else {}
         return available[name](cell, step_loss, **opts)
 
-    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out, f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
     rows, curves = [], {}
     for name in methods:
@@ -657,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare}[args.command](
             args
         )
-    except (CLIError, ValueError, FileNotFoundError) as e:
+    except (CLIError, ValueError, OSError) as e:
         if os.environ.get("JAXRNN_TRACEBACK"):  # show where the error came from
             raise
         msg = " ".join(str(e).split()) or type(e).__name__

@@ -308,7 +308,8 @@ def fit(
       optimizer: an ``optax.GradientTransformation`` (default: :func:`default_optimizer`).
       eval_fn: ``params -> dict`` of metrics, called every ``eval_every`` steps and at
         the end; the record is added to the history with the mean training loss.
-      early_stopping: an :class:`EarlyStopping` on a metric of ``eval_fn``.
+      early_stopping: an :class:`EarlyStopping` on a metric of ``eval_fn``; ``eval_fn``
+        is called once before training to check that it reports that metric.
       checkpoint_path: file for :mod:`jaxrnn.checkpoint`; written every
         ``checkpoint_every`` steps (if > 0) and at the end.
       resume: continue from ``checkpoint_path`` if it exists; since batches and keys
