@@ -31,6 +31,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell
+from jaxrnn.checks import check_positive_int  # noqa: F401 - re-exported to the methods
 from jaxrnn.engine import check_carry, check_flags, check_inputs, loop
 
 StepLoss = Callable[[Any, jax.Array, Any], jax.Array]
@@ -38,12 +39,6 @@ GradFn = Callable[..., tuple[jax.Array, tuple[Any, Any]]]
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def check_params_pair(params) -> tuple[Any, Any]:
