@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="override the data directory")
 
     c = sub.add_parser("compare", help="compare gradient methods on the add task")
-    c.add_argument("--methods", default="bptt,tbptt,rtrl,snap1,uoro,rflo")
+    c.add_argument("--methods", default="bptt,tbptt,rtrl,snap1,uoro,rflo", help="comma-separated")
     c.add_argument("--cell", choices=sorted(CELLS), default="rnn")
     c.add_argument("--hidden", type=_positive_int, default=16)
     c.add_argument("--updates", type=_positive_int, default=300)
@@ -267,63 +267,22 @@ def _build(cfg: dict[str, Any], meta: dict[str, Any]):
 
 
 def _method_grad(cfg, model, meta):
-    """A ``(params, batch, key) -> (loss, metrics, grads)`` using a ``jaxrnn.grad`` method."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-
+    """``fit``'s ``grad_fn`` for ``--method`` (:func:`jaxrnn.train.method_grad_fn`)."""
+    from jaxrnn.grad import GRADIENT_METHODS
     from jaxrnn.models import make_cell
-    from jaxrnn.train import gradient_methods
+    from jaxrnn.train import method_grad_fn
 
-    methods = gradient_methods()
     name = cfg["method"]
-    if name not in methods:
-        raise CLIError(f"--method must be one of {sorted(methods)}, got {name!r}")
+    if name not in GRADIENT_METHODS:
+        raise CLIError(f"--method must be one of {sorted(GRADIENT_METHODS)}, got {name!r}")
     if cfg["layers"] != 1 or cfg["bidirectional"] or model.readout not in ("all", "last"):
         raise CLIError(
             f"--method {name} needs one unidirectional layer and readout 'last' or 'all'"
         )
     cell = make_cell(cfg["cell"], meta["input_size"], cfg["hidden"])
-    kind = meta["kind"]
-    O = meta["output_size"]
-
-    def step_loss(head_params, y, target):  # target = (O values, weight)
-        z = model.head(head_params, y)
-        w = target[-1]
-        if kind == "regress":
-            return w * jnp.mean(jnp.square(z - target[:O]))
-        return w * optax.softmax_cross_entropy(z, target[:O])
-
-    opts = {"k": cfg["tbptt_k"]} if name == "tbptt" else {}
-    grad_one = methods[name](cell, step_loss, **opts)
-
-    def targets_of(batch, T):
-        B = batch["x"].shape[0]
-        length = batch.get("length")
-        ln = jnp.full((B,), T) if length is None else jnp.asarray(length)
-        valid = jnp.arange(T)[None, :] < ln[:, None]
-        if kind == "tagging":
-            vals = jax.nn.one_hot(batch["y"], O)
-            w = valid / jnp.sum(valid, axis=1, keepdims=True)
-        else:
-            y = batch["y"]
-            vals = jax.nn.one_hot(y, O) if kind == "classify" else jnp.asarray(y, jnp.float32)
-            vals = jnp.broadcast_to(vals[:, None, :], (B, T, O))
-            w = (jnp.arange(T)[None, :] == ln[:, None] - 1).astype(jnp.float32)
-        return jnp.concatenate([vals.astype(jnp.float32), w[..., None].astype(jnp.float32)], -1)
-
-    def grad_fn(params, batch, key):
-        x = batch["x"]
-        if meta.get("one_hot"):
-            x = jax.nn.one_hot(x, meta["one_hot"])
-        x = jnp.asarray(x, jnp.float32)
-        tg = targets_of(batch, x.shape[1])
-        keys = jax.random.split(key, x.shape[0])
-        loss, grads = jax.vmap(lambda xs, t, k: grad_one(params, xs, t, key=k))(x, tg, keys)
-        grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), grads)
-        return jnp.mean(loss), {}, grads
-
-    return grad_fn
+    return method_grad_fn(
+        model, cell, name, kind=meta["kind"], one_hot=meta.get("one_hot"), k=cfg["tbptt_k"]
+    )
 
 
 def _optimizer(cfg: dict[str, Any]):
@@ -555,22 +514,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import optax
     from tqdm.auto import tqdm
 
-    from jaxrnn.grad import cosine
+    from jaxrnn.grad import GRADIENT_METHODS, cosine, make_grad_fn
     from jaxrnn.models import linear, make_cell
     from jaxrnn.tasks import ADD_TASK_FLOORS, add_task_stream
-    from jaxrnn.train import gradient_methods
 
-    available = gradient_methods()
-    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [
-        m for m in wanted if m not in available and m not in ("rtrl", "snap1", "uoro", "rflo")
-    ]
-    if unknown:
-        raise CLIError(f"unknown method(s) {unknown}; known: {sorted(available)}")
-    missing = [m for m in wanted if m not in available]
-    methods = [m for m in wanted if m in available]
-    if missing:
-        print(f"jaxrnn compare: skipping {missing} (not available in jaxrnn.grad yet)")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in GRADIENT_METHODS]
+    if unknown or not methods:
+        raise CLIError(f"unknown method(s) {unknown}; known: {sorted(GRADIENT_METHODS)}")
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -586,8 +537,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return optax.softmax_cross_entropy(head_apply(head_params, y), target)
 
     def make(name):
-        opts = {"k": args.tbptt_k} if name == "tbptt" else {}
-        return available[name](cell, step_loss, **opts)
+        return make_grad_fn(name, cell, step_loss, k=args.tbptt_k)
 
     out = _out_dir(args.out, f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
@@ -601,7 +551,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             kc, kh = jax.random.split(jax.random.key(seed))
             params = (cell.init(kc), head_init(kh))
             grad_fn = make(name)
-            ref = available["bptt"](cell, step_loss)
+            ref = make("bptt")
             keys = jax.random.split(jax.random.key(seed + 1), args.updates)
             cos = [
                 cosine(grad_fn(params, xs[i], ys[i], key=keys[i])[1], ref(params, xs[i], ys[i])[1])

@@ -13,10 +13,10 @@
 - :func:`fit`: the loop, with a tqdm bar, periodic evaluation, a metrics history, early
   stopping and atomic checkpoints (:mod:`jaxrnn.checkpoint`) of params, optimizer state,
   step and PRNG key; ``resume=True`` continues bit-identically.
-- :func:`gradient_methods`: the registry of :mod:`jaxrnn.grad`'s sequence-gradient
-  methods, ``factory(cell, step_loss, **options) -> grad_fn`` with
-  ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, key=None) ->
-  (loss, (cell_grads, head_grads))``, so every method is called the same way.
+- :func:`gradient_methods`: :mod:`jaxrnn.grad`'s registry of sequence-gradient methods
+  as ``factory(cell, step_loss, **options) -> grad_fn`` with the common call
+  ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, mask=None,
+  key=None) -> (loss, (cell_grads, head_grads))``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ __all__ = [
     "gradient_methods",
     "make_optimizer",
     "make_train_step",
+    "method_grad_fn",
 ]
 
 Batch = Mapping[str, Any]
@@ -444,35 +445,79 @@ def fit(
 # ------------------------------------------------------------------- gradient methods
 
 
-STOCHASTIC_METHODS = ("uoro",)
-
-
-def _with_key(factory: Callable[..., Callable], stochastic: bool) -> Callable[..., Callable]:
-    """Give every ``grad_fn`` the keyword ``key`` (used by stochastic methods only)."""
-
-    def make(cell, step_loss, **options):
-        fn = factory(cell, step_loss, **options)
-
-        def grad_fn(params, xs, targets, carry0=None, *, key=None):
-            if stochastic:
-                if key is None:
-                    raise ValueError("this gradient method is stochastic: pass key=")
-                return fn(params, xs, targets, carry0, key=key)
-            return fn(params, xs, targets, carry0)
-
-        return grad_fn
-
-    return make
-
-
 def gradient_methods() -> dict[str, Callable[..., Callable]]:
     """Name -> ``factory(cell, step_loss, **options) -> grad_fn`` for every method of
-    :mod:`jaxrnn.grad` (``bptt``, ``tbptt`` (option ``k``), ``rtrl``, ``snap1``, ``uoro``,
-    ``rflo``).
+    :mod:`jaxrnn.grad` (its registry, :data:`jaxrnn.grad.GRADIENT_METHODS`: ``bptt``,
+    ``tbptt`` (option ``k``), ``rtrl``, ``snap1``, ``uoro``, ``rflo``).
 
-    ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, key=None) ->
-    (loss, (cell_grads, head_grads))``; ``key`` is required by stochastic methods
-    (UORO) and ignored by the others, so every method can be called the same way.
+    ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, mask=None,
+    key=None) -> (loss, (cell_grads, head_grads))``; ``key`` is required by stochastic
+    methods (UORO) and ignored by the others, so every method is called the same way.
     """
-    names = ("bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo")
-    return {n: _with_key(getattr(_grad, n), n in STOCHASTIC_METHODS) for n in names}
+    return {name: m.grad_fn for name, m in _grad.GRADIENT_METHODS.items()}
+
+
+def method_grad_fn(
+    model,
+    cell,
+    method: str,
+    *,
+    kind: str,
+    one_hot: int | None = None,
+    **options,
+) -> Callable[[Params, Batch, PRNGKey], tuple[Array, dict, Params]]:
+    """``fit``'s ``grad_fn`` for a one-cell :func:`jaxrnn.models.sequence_model` trained
+    with a method of :mod:`jaxrnn.grad` (``jaxrnn train --method``).
+
+    The model's loss becomes a per-step loss of the head (``readout "all"``: every valid
+    step, weighted ``1/L``; ``"last"``: the last valid step), the method's ``grad_fn``
+    runs per example under ``vmap`` (one key each) and the gradients are averaged over
+    the batch. ``kind`` is ``"classify"``, ``"tagging"`` or ``"regress"``; ``one_hot``:
+    token inputs to one-hot encode; ``options`` go to the method (those it takes).
+
+    Raises:
+      ValueError: an unknown ``method``, or a model that is not one layer read out
+        ``"all"`` or ``"last"``.
+    """
+    if model.readout not in ("all", "last"):
+        raise ValueError(
+            f"method {method!r} needs a model read out 'last' or 'all', got {model.readout!r}"
+        )
+    O = model.output_size
+
+    def step_loss(head_params, y, target):  # target = (O values, weight)
+        z = model.head(head_params, y)
+        w = target[-1]
+        if kind == "regress":
+            return w * jnp.mean(jnp.square(z - target[:O]))
+        return w * optax.softmax_cross_entropy(z, target[:O])
+
+    grad_one = _grad.make_grad_fn(method, cell, step_loss, **options)
+
+    def targets_of(batch, T):
+        B = batch["x"].shape[0]
+        length = batch.get("length")
+        ln = jnp.full((B,), T) if length is None else jnp.asarray(length)
+        valid = jnp.arange(T)[None, :] < ln[:, None]
+        if kind == "tagging":
+            vals = jax.nn.one_hot(batch["y"], O)
+            w = valid / jnp.sum(valid, axis=1, keepdims=True)
+        else:
+            y = batch["y"]
+            vals = jax.nn.one_hot(y, O) if kind == "classify" else jnp.asarray(y, jnp.float32)
+            vals = jnp.broadcast_to(vals[:, None, :], (B, T, O))
+            w = (jnp.arange(T)[None, :] == ln[:, None] - 1).astype(jnp.float32)
+        return jnp.concatenate([vals.astype(jnp.float32), w[..., None].astype(jnp.float32)], -1)
+
+    def grad_fn(params, batch, key):
+        x = batch["x"]
+        if one_hot:
+            x = jax.nn.one_hot(x, one_hot)
+        x = jnp.asarray(x, jnp.float32)
+        tg = targets_of(batch, x.shape[1])
+        keys = jax.random.split(key, x.shape[0])
+        loss, grads = jax.vmap(lambda xs, t, k: grad_one(params, xs, t, key=k))(x, tg, keys)
+        grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), grads)
+        return jnp.mean(loss), {}, grads
+
+    return grad_fn
