@@ -226,7 +226,7 @@ def _checked_step(cell: Cell, kind: str):
 
     def params_template():
         if "params" not in cache:
-            cache["params"] = jax.eval_shape(cell.init, jax.random.key(0))
+            cache["params"] = jax.eval_shape(lambda: cell.init(jax.random.key(0)))
         return cache["params"]
 
     def carry_template(params):

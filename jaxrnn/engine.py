@@ -121,11 +121,13 @@ def unchecked():
         _CHECKED.reset(token)
 
 
-def _traced_check(pred, message: str, **values) -> None:
+def _traced_check(pred: Callable[[], Array], message: str, **values) -> None:
+    """``checkify.check(pred(), ...)`` inside :func:`checked`; nothing at all (not even
+    the comparison) outside it."""
     if _CHECKED.get():
         from jax.experimental import checkify
 
-        checkify.check(pred, message, **values)
+        checkify.check(pred(), message, **values)
 
 
 def _is_concrete(x) -> bool:
@@ -171,7 +173,7 @@ def _params_template_cached(cell: Cell):
 
 def _params_template(cell: Cell):
     try:
-        return jax.eval_shape(cell.init, jax.random.key(0))
+        return jax.eval_shape(lambda: cell.init(jax.random.key(0)))  # nothing leaks into a trace
     except Exception:  # an init that cannot be traced: nothing to compare against
         return None
 
@@ -206,7 +208,7 @@ def check_length_values(lengths, T: int, name: str = "lengths"):
             shown = v.tolist() if v.size <= 16 else f"values from {v.min()} to {v.max()}"
             raise ValueError(f"{name} must be in [1, {T}] (T = {T}), got {shown}")
     else:
-        ok = jnp.all((lengths >= 1) & (lengths <= T))
+        ok = lambda: jnp.all((lengths >= 1) & (lengths <= T))  # noqa: E731
         _traced_check(ok, f"{name} must be in [1, {T}], got {{v}}", v=lengths)
     return lengths
 
@@ -228,7 +230,7 @@ def check_flags(name: str, flags, T: int):
             if not np.all((v == 0) | (v == 1)):
                 raise ValueError(f"{name} must contain only 0/1 (or False/True)")
         else:
-            ok = jnp.all((flags == 0) | (flags == 1))
+            ok = lambda: jnp.all((flags == 0) | (flags == 1))  # noqa: E731
             _traced_check(ok, f"{name} must contain only 0/1 (or False/True), got {{v}}", v=flags)
     return flags
 

@@ -407,3 +407,20 @@ def test_checked_mode_on_nn_layers_leaves_the_compiled_apply_usable():
     assert err.get() is None
     ref, _ = gru.apply(p, x, lengths=jnp.array([5, 2]))  # the cached compiled apply
     np.testing.assert_array_equal(out, ref)
+
+
+def test_validation_adds_nothing_to_the_traced_program():
+    """The checks run in Python; outside ``checked`` no comparison of a traced length, no
+    key of a shape probe, ends up in the program (here, the jitted nn.LSTM apply and a
+    scan of a checked step)."""
+    lstm = nn.LSTM(3, 4, bidirectional=True, dtype=F64)
+    p = lstm.init(KEY)
+    x = jnp.ones((5, 2, 3), F64)
+    text = str(jax.make_jaxpr(lambda p, x, n: lstm.apply(p, x, lengths=n))(p, x, jnp.array([5, 2])))
+    cell = jaxrnn.gru(3, 4, dtype=F64)._replace(sequence=None)  # scan the checked step
+    pc = cell.init(KEY)
+    text += str(jax.make_jaxpr(lambda p, xs, n: jaxrnn.scan(cell, p, xs, length=n))(pc, x[:, 0], 3))
+    for primitive in ("random_seed", "reduce_and", "check"):
+        assert primitive not in text
+    with_checks = jax.make_jaxpr(checked(lambda p, x, n: lstm.apply(p, x, lengths=n)))
+    assert "reduce_and" in str(with_checks(p, x, jnp.array([5, 2])))
