@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import jax
 
-from jaxrnn.base import Cell, Projection
+from jaxrnn.base import Cell, Projection, configured
 
 __all__ = ["stack_cells"]
 
 
+@configured("stack_cells")
 def stack_cells(*cells: Cell) -> Cell:
     r"""One cell made of ``cells`` applied in series within each time step.
 

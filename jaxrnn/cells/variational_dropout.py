@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell, PRNGKey
+from jaxrnn.base import Cell, PRNGKey, configured
 from jaxrnn.cells._common import check_cell, check_rate
 
 
@@ -27,6 +27,7 @@ def _mask(key, rate, shape, dtype):
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
 
 
+@configured("variational_dropout")
 def variational_dropout(
     cell: Cell, *, input_rate: float = 0.0, recurrent_rate: float = 0.0
 ) -> Cell:

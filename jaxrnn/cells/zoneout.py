@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell, PRNGKey
+from jaxrnn.base import Cell, PRNGKey, configured
 from jaxrnn.cells._common import carry_field, check_cell, check_rate
 
 _COUNTER_CYCLE = 2.0**24  # the counter stays an exact integer in float32
@@ -24,6 +24,7 @@ class ZoneoutCarry(NamedTuple):
     t: jax.Array
 
 
+@configured("zoneout")
 def zoneout(cell: Cell, rate: float, *, cell_rate: float | None = None) -> Cell:
     r"""Zoneout (Krueger et al., ICLR 2017): at each step each unit keeps its previous
     value with probability ``rate`` instead of taking the new one.
