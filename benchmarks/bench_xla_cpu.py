@@ -48,7 +48,7 @@ def in_loop(k, act, H):
                 s = s + act(u[:, j * H : (j + 1) * H])
             return s, None
 
-        return jax.lax.scan(body, jnp.zeros(xp.shape[1:2] + (H,), xp.dtype), xp)[0]
+        return jax.lax.scan(body, jnp.zeros((xp.shape[1], H), xp.dtype), xp)[0]
 
     return run
 
