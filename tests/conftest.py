@@ -212,6 +212,28 @@ CELL_CASES = {
         R.rg_lru(),
         full=False,
     ),
+    "slstm": Case(
+        lambda dt: jaxrnn.slstm(I, 4, num_heads=2, dtype=dt),
+        4 * 4 * I + 4 * 4 * 2 + 4 * 4,
+        R.slstm(),
+    ),
+    "slstm_exp": Case(
+        lambda dt: jaxrnn.slstm(I, 4, num_heads=1, forget_gate="exp", dtype=dt),
+        4 * 4 * I + 4 * 4 * 4 + 4 * 4,
+        R.slstm("exp"),
+        full=False,
+    ),
+    "mlstm": Case(
+        lambda dt: jaxrnn.mlstm(I, 4, num_heads=2, dtype=dt),
+        4 * 4 * (I + 1) + 2 * 2 * (I + 1),
+        R.mlstm(2),
+    ),
+    "mlstm_exp": Case(
+        lambda dt: jaxrnn.mlstm(I, 2, forget_gate="exp", dtype=dt),
+        4 * 2 * (I + 1) + 2 * (I + 1),
+        R.mlstm(1, "exp"),
+        full=False,
+    ),
     "clockwork_rnn": Case(
         lambda dt: jaxrnn.clockwork_rnn(I, CW_H, num_modules=3, dtype=dt),
         CW_H * I + CW_H**2 + CW_H,

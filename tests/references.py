@@ -410,6 +410,67 @@ def rg_lru(c=8.0):
     return ref
 
 
+def slstm(forget_gate="sigmoid"):
+    """Beck et al. (2024), xLSTM section 2.2, *unstabilised*: i = exp(i~), f = sigma(f~)
+    (or exp(f~)), c = f c + i tanh(z~), n = f n + i, h = sigma(o~) c / n, with
+    g~ = W_g x + R_g h + b_g and R_g block-diagonal over heads (gate order i, f, z, o)."""
+
+    def ref(params, carry0, xs):
+        w, r, b = _np(tuple(params))
+        _, K, d, _ = r.shape
+        H = K * d
+        R = np.zeros((4, H, H))
+        for g in range(4):
+            for k in range(K):
+                R[g, k * d : (k + 1) * d, k * d : (k + 1) * d] = r[g, k]
+        fg = sigmoid if forget_gate == "sigmoid" else np.exp
+
+        def step(state, x):
+            c, n, h = state
+            pre = [w[g * H : (g + 1) * H] @ x + R[g] @ h + b[g * H : (g + 1) * H] for g in range(4)]
+            i, f = np.exp(pre[0]), fg(pre[1])
+            c = f * c + i * np.tanh(pre[2])
+            n = f * n + i
+            h = sigmoid(pre[3]) * c / n
+            return (c, n, h), h
+
+        z = np.zeros(H)
+        return _run(step, (z, z, z), _np(xs))
+
+    return ref
+
+
+def mlstm(num_heads, forget_gate="sigmoid"):
+    """Beck et al. (2024), xLSTM section 2.3, *unstabilised*, per head:
+    C = f C + i v k^T, n = f n + i k, h = o * C q / max(|n^T q|, 1), with i = exp(i~),
+    f = sigma(f~) (or exp(f~)), k = W_k x / sqrt(d) + b_k."""
+
+    def ref(params, carry0, xs):
+        wq, bq, wk, bk, wv, bv, wo, bo, wi, bi, wf, bf = _np(tuple(params))
+        H = wq.shape[0]
+        K, d = num_heads, H // num_heads
+        fg = sigmoid if forget_gate == "sigmoid" else np.exp
+
+        def step(state, x):
+            C, n = state
+            q = (wq @ x + bq).reshape(K, d)
+            k = (wk @ x / math.sqrt(d) + bk).reshape(K, d)
+            v = (wv @ x + bv).reshape(K, d)
+            i, f = np.exp(wi @ x + bi), fg(wf @ x + bf)
+            o = sigmoid(wo @ x + bo)
+            h = np.zeros(H)
+            C, n = C.copy(), n.copy()
+            for j in range(K):
+                C[j] = f[j] * C[j] + i[j] * np.outer(v[j], k[j])
+                n[j] = f[j] * n[j] + i[j] * k[j]
+                h[j * d : (j + 1) * d] = C[j] @ q[j] / max(abs(n[j] @ q[j]), 1.0)
+            return (C, n), o * h
+
+        return _run(step, (np.zeros((K, d, d)), np.zeros((K, d))), _np(xs))
+
+    return ref
+
+
 # ------------------------------------------------------------------------------ PyTorch
 
 

@@ -20,9 +20,11 @@ from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.mgu import MGUParams, mgu
 from jaxrnn.cells.min_gru import MinGRUParams, min_gru
 from jaxrnn.cells.min_lstm import MinLSTMParams, min_lstm
+from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
 from jaxrnn.cells.peephole_lstm import PeepholeLSTMParams, peephole_lstm
 from jaxrnn.cells.rg_lru import RGLRUParams, rg_lru
 from jaxrnn.cells.rnn import RNNParams, rnn
+from jaxrnn.cells.slstm import SLSTMCarry, SLSTMParams, slstm
 from jaxrnn.cells.stacked import stack_cells
 from jaxrnn.cells.tree_lstm import (
     TreeLSTMCarry,
@@ -50,11 +52,15 @@ __all__ = [
     "LayerNormLSTMParams",
     "LearnedStateParams",
     "MGUParams",
+    "MLSTMCarry",
+    "MLSTMParams",
     "MinGRUParams",
     "MinLSTMParams",
     "PeepholeLSTMParams",
     "RGLRUParams",
     "RNNParams",
+    "SLSTMCarry",
+    "SLSTMParams",
     "StateMap",
     "StateMapParams",
     "TreeLSTMCarry",
@@ -75,9 +81,11 @@ __all__ = [
     "mgu",
     "min_gru",
     "min_lstm",
+    "mlstm",
     "peephole_lstm",
     "rg_lru",
     "rnn",
+    "slstm",
     "stack_cells",
     "tree_inputs",
     "variational_dropout",
