@@ -44,7 +44,8 @@ class Case:
     - ``numpy``: ``ref(params, carry0, xs) -> ys``, an independent transcription of the
       paper's equations (``tests/references.py``), or ``None``.
     - ``torch``: PyTorch has the cell (``references.torch_cell`` is the reference).
-    - ``diagonal``: element-wise: ``check_diagonal`` passes and RTRL's O(P) path runs.
+    - ``diagonal``: element-wise (or ``k`` state variables per unit: ``2`` for the LRU):
+      ``check_diagonal`` passes and RTRL's O(P) path runs.
     - ``elman``: Elman-type (a parameter reaches one carry entry per step, output in the
       carry): ``rflo`` accepts it and RFLO(alpha=1) == TBPTT(1). Otherwise ``rflo`` must
       refuse it.
@@ -64,7 +65,7 @@ class Case:
     n_params: int
     numpy: Callable | None = None
     torch: bool = False
-    diagonal: bool = False
+    diagonal: bool | int = False
     elman: bool = False
     full: bool = True
     inputs: Callable | None = None
@@ -197,6 +198,7 @@ CELL_CASES = {
         lambda dt: jaxrnn.lru(I, H, output_size=2, dtype=dt),
         3 * H + 2 * H * I + 2 * 2 * H + 2 * I,
         R.lru,
+        diagonal=2,
     ),
     "rg_lru": Case(
         lambda dt: jaxrnn.rg_lru(I, I, dtype=dt),

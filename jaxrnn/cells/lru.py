@@ -73,8 +73,10 @@ def lru(
     (:func:`jaxrnn.cells._parallel.linear_sequence`).
 
     The state is complex, so ``d h_t / d h_{t-1}`` is ``2 x 2`` block-diagonal (a
-    rotation-scaling per unit), not diagonal: the cell is declared dense
-    (``diagonal=False``; exact RTRL takes the dense path).
+    rotation-scaling per unit) and every parameter touches one unit: the cell declares
+    ``diagonal=2`` and exact RTRL costs ``O(params)`` per step
+    (:mod:`jaxrnn.grad.diagonal`; the online learning of Zucchet et al. 2023), in real
+    arithmetic, so no Wirtinger sign convention can go wrong.
 
     Initialisation (appendix A): ``|lambda| ~`` uniform on the ring
     ``[r_min, r_max]`` of the complex plane, ``arg lambda ~ U(0, max_phase)``;
@@ -148,6 +150,7 @@ def lru(
         step,
         input_size=I,
         output_size=O,
+        diagonal=2,
         sequence=linear_sequence(
             coef,
             lambda params, hs, xs: output(params, hs.real, hs.imag, xs),
