@@ -19,7 +19,8 @@ run the same recurrence in log space, ``log h_t = logaddexp(log a_t + log h_{t-1
 log b_t)``, which is stable for long sequences in low precision. :func:`log_sequence`
 is that scan as an associative operator on ``(log a, log b)``,
 ``(la_1, lb_1) . (la_2, lb_2) = (la_1 + la_2, logaddexp(la_2 + lb_1, lb_2))``, with
-``h_0`` (of any sign) entering linearly: ``h_t = exp(LA_t) h_0 + exp(LB_t)``.
+``h_0`` (of any sign) entering linearly: ``h_t = exp(LA_t) h_0 + exp(LB_t)`` (a
+segmented scan, with a flag per element, only when there are resets).
 
 Validity follows the engine (:mod:`jaxrnn.engine`), as coefficients:
 
@@ -66,6 +67,12 @@ def _tiny(dtype):
 
 
 def _log_op(e1, e2):
+    la1, lb1 = e1
+    la2, lb2 = e2
+    return la1 + la2, jnp.logaddexp(la2 + lb1, lb2)
+
+
+def _segmented_log_op(e1, e2):
     f1, la1, lb1 = e1
     f2, la2, lb2 = e2
     la = jnp.where(f2, la2, la1 + la2)
@@ -141,10 +148,15 @@ def log_sequence(coef: Callable, out: Callable) -> Callable:
         if mask is not None:
             la = jnp.where(_col(mask), la, jnp.zeros_like(la))
             lb = jnp.where(_col(mask), lb, _tiny(lb.dtype))
-        f = jnp.zeros((T, N), bool) if reset is None else jnp.broadcast_to(_col(reset), (T, N))
-        f, la, lb = _flip((f, la, lb), reverse)
-        F, LA, LB = jax.lax.associative_scan(_log_op, (f, la, lb))
-        start = carry if reset is None else jnp.where(F, reset_carry, carry)
+        if reset is None:
+            la, lb = _flip((la, lb), reverse)
+            LA, LB = jax.lax.associative_scan(_log_op, (la, lb))
+            start = carry
+        else:
+            f = jnp.broadcast_to(_col(reset), (T, N))
+            f, la, lb = _flip((f, la, lb), reverse)
+            F, LA, LB = jax.lax.associative_scan(_segmented_log_op, (f, la, lb))
+            start = jnp.where(F, reset_carry, carry)
         hs = jnp.exp(LA) * start + jnp.exp(LB)
         return _finish(out, params, hs, xs, mask, reverse, lambda h: h)
 
