@@ -123,12 +123,23 @@ def write(rows, rounds):
             f"{float(r['parallel_grad_ms']):.2f} | {float(r['sequential_grad_ms']):.2f} | "
             f"{float(r['grad_speedup']):.2f} |"
         )
-    lines += ["", "Crossover (shortest measured T from which the parallel path wins):", ""]
+    lines += [
+        "",
+        "Where the parallel path wins (speedup > 1), and the crossover (the shortest "
+        "measured T from which it wins at every longer T):",
+        "",
+    ]
+
+    def wins(cell, key):
+        ts = [f"{int(r['T']):.0e}" for r in rows if r["cell"] == cell and float(r[key]) > 1]
+        return ", ".join(ts) or "nowhere"
+
     for cell in dict.fromkeys(r["cell"] for r in rows):
         f, g = crossover(rows, cell, "fwd_speedup"), crossover(rows, cell, "grad_speedup")
         lines.append(
-            f"- {cell}: forward {f if f else 'never (in the measured range)'}, "
-            f"forward+backward {g if g else 'never (in the measured range)'}"
+            f"- {cell}: forward wins at {wins(cell, 'fwd_speedup')} (crossover "
+            f"{f or 'none'}); forward+backward wins at {wins(cell, 'grad_speedup')} "
+            f"(crossover {g or 'none'})"
         )
     (RESULTS / "parallel.md").write_text("\n".join(lines) + "\n")
     plot(rows, RESULTS / "parallel.png")
