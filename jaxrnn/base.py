@@ -126,8 +126,10 @@ class Cell(NamedTuple):
       output_size: width of ``y``.
       diagonal: ``True`` when the cell declares an element-wise recurrence: every
         parameter entry immediately affects one unit and ``d carry_t / d carry_{t-1}``
-        is diagonal (block-diagonal per unit). Gradient engines use it for exact RTRL
-        in O(params) per step; the declaration is checked by
+        is diagonal; an integer ``k > 1`` when each unit has ``k`` state variables
+        (``d carry_t / d carry_{t-1}`` block-diagonal with ``k x k`` blocks, e.g. the
+        LRU's complex state as ``(re, im)``). Gradient engines use it for exact RTRL
+        in O(k params) per step; the declaration is checked by
         ``jaxrnn.grad.check_diagonal``.
       projection: an optional :class:`Projection` (input projection the engine may
         hoist out of the loop).
@@ -161,7 +163,7 @@ class Cell(NamedTuple):
     step: StepFn | Callable[[Params, Carry, Array], tuple[Carry, Array]]
     input_size: int | None = None
     output_size: int | None = None
-    diagonal: bool = False
+    diagonal: bool | int = False
     projection: Projection | None = None
     sequence: SequenceFn | Callable[..., tuple[Carry, Array]] | None = None
     reset: Callable[[Params, Carry], Carry] | None = None

@@ -6,7 +6,9 @@ CPU cores) and prints its test accuracy next to the paper's table. Every run wri
 ``--out`` (default ``runs/<task>-<cell>-<time>``). ``jaxrnn evaluate RUN`` reloads a
 checkpoint and recomputes the test metrics. ``jaxrnn compare`` trains the same cell
 with several gradient methods on the add task (lags 3 and 8) and prints final loss,
-gradient cosine to BPTT, time per step and peak memory.
+gradient cosine to BPTT, time per step and peak memory; ``jaxrnn compare --preset
+zucchet-copy`` runs the online-learning comparison of Zucchet et al. 2023 on their copy
+task (:mod:`jaxrnn.online_copy`).
 
 Bad input exits with status 2 and one line ``jaxrnn: error: ...``.
 """
@@ -165,15 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="a run directory or its checkpoint.msgpack")
     e.add_argument("--data-dir", help="override the data directory")
 
-    c = sub.add_parser("compare", help="compare gradient methods on the add task")
-    c.add_argument("--methods", default="bptt,tbptt,rtrl,snap1,uoro,rflo", help="comma-separated")
+    c = sub.add_parser(
+        "compare", help="compare gradient methods on the add task (or --preset zucchet-copy)"
+    )
+    c.add_argument(
+        "--preset",
+        choices=["zucchet-copy"],
+        help="zucchet-copy: Zucchet et al. 2023's copy task with an LRU (bptt, online, "
+        "truncated, spatial; --hidden 32 --updates 1500 --seeds 0,1,2 unless given)",
+    )
+    c.add_argument("--methods", default=None, help="default bptt,tbptt,rtrl,snap1,uoro,rflo")
     c.add_argument("--cell", choices=sorted(CELLS), default="rnn")
-    c.add_argument("--hidden", type=_positive_int, default=16)
-    c.add_argument("--updates", type=_positive_int, default=300)
+    c.add_argument("--hidden", type=_positive_int, default=None, help="default 16")
+    c.add_argument("--updates", type=_positive_int, default=None, help="default 300")
     c.add_argument("--chunk", type=_positive_int, default=50, help="time steps per update")
     c.add_argument("--tbptt-k", type=_positive_int, default=5)
     c.add_argument("--lr", type=_positive_float, default=3e-3)
-    c.add_argument("--seeds", default="0")
+    c.add_argument("--seeds", default=None, help="default 0")
     c.add_argument("--out", help="output directory")
     c.add_argument("--no-progress", action="store_true")
     return p
@@ -518,16 +528,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from jaxrnn.models import linear, make_cell
     from jaxrnn.tasks import ADD_TASK_FLOORS, add_task_stream
 
+    if args.preset == "zucchet-copy":
+        return _compare_copy(args)
+    args.methods = args.methods or "bptt,tbptt,rtrl,snap1,uoro,rflo"
+    args.hidden, args.updates = args.hidden or 16, args.updates or 300
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in GRADIENT_METHODS]
     if unknown or not methods:
         raise CLIError(f"unknown method(s) {unknown}; known: {sorted(GRADIENT_METHODS)}")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise CLIError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise CLIError(f"--seeds must be non-negative integers, got {args.seeds!r}")
+    seeds = _seed_list(args.seeds or "0")
 
     H, L = args.hidden, args.chunk
     cell = make_cell(args.cell, 1, H)
@@ -627,6 +636,74 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ax.text(0, v, k, fontsize=7, va="bottom")
     ax.set_xlabel(f"update ({L} steps each)")
     ax.set_ylabel("cross-entropy per step")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "compare.png", dpi=100)
+    plt.close(fig)
+    print(f"wrote {out}/compare.json, compare.png")
+    return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise CLIError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise CLIError(f"--seeds must be non-negative integers, got {text!r}")
+    return seeds
+
+
+def _compare_copy(args: argparse.Namespace) -> int:
+    """``jaxrnn compare --preset zucchet-copy`` (:mod:`jaxrnn.online_copy`)."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from jaxrnn.online_copy import COPY_METHODS, PAPER_RANKING, compare_online_copy
+
+    methods = [m.strip() for m in (args.methods or ",".join(COPY_METHODS)).split(",")]
+    if any(m not in COPY_METHODS for m in methods):
+        raise CLIError(f"--methods for zucchet-copy must be among {list(COPY_METHODS)}")
+    seeds = _seed_list(args.seeds or "0,1,2")
+    H, updates = args.hidden or 32, args.updates or 1500
+    bar = tqdm(total=len(methods) * len(seeds) * (updates - 1), disable=args.no_progress)
+    result = compare_online_copy(
+        methods, hidden=H, updates=updates, lr=args.lr, seeds=seeds,
+        progress=lambda *_: bar.update(),
+    )  # fmt: skip
+    bar.close()
+    rows = result["rows"]
+    print(f"copy task (Zucchet et al. 2023: pattern 10, pad 7, 7 bits), LRU-{H}, {updates} "
+          f"updates x batch 32, Adam {args.lr:g}, seeds {seeds}")  # fmt: skip
+    print(
+        f"{'method':<10} {'held-out BCE':>14} {'bit acc %':>12} {'cos(BPTT)':>10} {'ms/update':>10}"
+    )
+    for r in rows:
+        print(
+            f"{r['method']:<10} {r['final_loss']:>7.4f}±{r['final_loss_std']:.4f} "
+            f"{100 * r['bit_accuracy']:>6.1f}±{100 * r['bit_accuracy_std']:.1f} "
+            f"{r['cosine_to_bptt']:>10.4f} {r['ms_per_update']:>10.2f}"
+        )
+    ours = [r["method"] for r in sorted(rows, key=lambda r: r["final_loss"])]
+    print(
+        f"ranking (lowest loss first): ours {' > '.join(ours)}; paper {' > '.join(PAPER_RANKING)}"
+    )
+    out = Path(args.out or f"runs/compare-copy-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    result["args"] = {**vars(args), "seeds": seeds, "hidden": H, "updates": updates}
+    (out / "compare.json").write_text(json.dumps(result, indent=1))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, c in result["curves"].items():
+        ax.plot(result["eval_at"], np.mean(c, axis=1), "-o", label=name)
+    ax.axhline(math.log(2), ls=":", c="gray")
+    ax.text(result["eval_at"][0], math.log(2), "ln 2 (no memory)", fontsize=7, va="bottom")
+    ax.set_xlabel("update")
+    ax.set_ylabel("held-out BCE per bit")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "compare.png", dpi=100)

@@ -44,7 +44,8 @@ class Case:
     - ``numpy``: ``ref(params, carry0, xs) -> ys``, an independent transcription of the
       paper's equations (``tests/references.py``), or ``None``.
     - ``torch``: PyTorch has the cell (``references.torch_cell`` is the reference).
-    - ``diagonal``: element-wise: ``check_diagonal`` passes and RTRL's O(P) path runs.
+    - ``diagonal``: element-wise (or ``k`` state variables per unit: ``2`` for the LRU):
+      ``check_diagonal`` passes and RTRL's O(P) path runs.
     - ``elman``: Elman-type (a parameter reaches one carry entry per step, output in the
       carry): ``rflo`` accepts it and RFLO(alpha=1) == TBPTT(1). Otherwise ``rflo`` must
       refuse it.
@@ -62,7 +63,7 @@ class Case:
     n_params: int
     numpy: Callable | None = None
     torch: bool = False
-    diagonal: bool = False
+    diagonal: bool | int = False
     elman: bool = False
     full: bool = True
     inputs: Callable | None = None
@@ -173,6 +174,63 @@ CELL_CASES = {
         lambda dt: jaxrnn.layer_norm_lstm(I, H, dtype=dt),
         4 * H * (I + H) + 18 * H + 4 * H,
         R.layer_norm_lstm(1e-5),
+    ),
+    "min_gru": Case(
+        lambda dt: jaxrnn.min_gru(I, H, dtype=dt),
+        2 * H * (I + 1),
+        R.min_gru,
+        diagonal=True,
+        elman=True,
+    ),
+    "min_lstm": Case(
+        lambda dt: jaxrnn.min_lstm(I, H, dtype=dt),
+        3 * H * (I + 1),
+        R.min_lstm,
+        diagonal=True,
+        elman=True,
+        full=False,
+    ),
+    "lru": Case(
+        lambda dt: jaxrnn.lru(I, H, output_size=2, dtype=dt),
+        3 * H + 2 * H * I + 2 * 2 * H + 2 * I,
+        R.lru,
+        diagonal=2,
+    ),
+    "rg_lru": Case(
+        lambda dt: jaxrnn.rg_lru(I, I, dtype=dt),
+        2 * I * I + 3 * I,
+        R.rg_lru(),
+        diagonal=True,
+        elman=True,
+        full=False,
+    ),
+    "rg_lru_projected": Case(
+        lambda dt: jaxrnn.rg_lru(I, H, dtype=dt),
+        2 * H * H + 3 * H + H * I,
+        R.rg_lru(),
+        full=False,
+    ),
+    "slstm": Case(
+        lambda dt: jaxrnn.slstm(I, 4, num_heads=2, dtype=dt),
+        4 * 4 * I + 4 * 4 * 2 + 4 * 4,
+        R.slstm(),
+    ),
+    "slstm_exp": Case(
+        lambda dt: jaxrnn.slstm(I, 4, num_heads=1, forget_gate="exp", dtype=dt),
+        4 * 4 * I + 4 * 4 * 4 + 4 * 4,
+        R.slstm("exp"),
+        full=False,
+    ),
+    "mlstm": Case(
+        lambda dt: jaxrnn.mlstm(I, 4, num_heads=2, dtype=dt),
+        4 * 4 * (I + 1) + 2 * 2 * (I + 1),
+        R.mlstm(2),
+    ),
+    "mlstm_exp": Case(
+        lambda dt: jaxrnn.mlstm(I, 2, forget_gate="exp", dtype=dt),
+        4 * 2 * (I + 1) + 2 * (I + 1),
+        R.mlstm(1, "exp"),
+        full=False,
     ),
     "clockwork_rnn": Case(
         lambda dt: jaxrnn.clockwork_rnn(I, CW_H, num_modules=3, dtype=dt),

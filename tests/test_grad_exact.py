@@ -203,6 +203,24 @@ def test_false_diagonal_declaration_is_caught_when_traced():
         G.rtrl(lying, mse_loss)(params, xs, targets)
 
 
+def test_block_diagonal_path_for_the_complex_lru():
+    """The LRU's complex state as (re, im): units of 2 carry entries (``diagonal=2``).
+    The compressed path (2 JVPs and 2 VJPs per step) == dense RTRL == BPTT (float64,
+    1e-10); a GRU declared ``diagonal=2`` is refused when traced and by check_diagonal."""
+    cell, bptt, rtrl = fns("lru")
+    assert cell.diagonal == 2
+    params, xs, targets = _problem(cell, seed=3)
+    ref = bptt(params, xs, targets)
+    _assert_same(rtrl(params, xs, targets), ref, 1e-10)
+    _assert_same(G.rtrl(cell, mse_loss, diagonal=False)(params, xs, targets), ref, 1e-10)
+    lying = CELL_CASES["gru"](jnp.float64)._replace(diagonal=2)
+    params, xs, targets = _problem(lying)
+    with pytest.raises(ValueError, match="diagonal=2 but its carry is not block-diagonal"):
+        G.rtrl(lying, mse_loss)(params, xs, targets)
+    with pytest.raises(ValueError, match="not block-diagonal with units of 2"):
+        G.check_diagonal(lying, params[0], jax.random.key(1), draws=1)
+
+
 # ---------------------------------------------------- seed 002: the hand derivation
 
 

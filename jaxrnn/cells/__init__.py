@@ -15,10 +15,16 @@ from jaxrnn.cells.gru import GRUParams, gru
 from jaxrnn.cells.indrnn import IndRNNParams, indrnn
 from jaxrnn.cells.layer_norm_lstm import LayerNormLSTMParams, layer_norm_lstm
 from jaxrnn.cells.learned_initial_state import LearnedStateParams, learned_initial_state
+from jaxrnn.cells.lru import LRUCarry, LRUParams, lru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.mgu import MGUParams, mgu
+from jaxrnn.cells.min_gru import MinGRUParams, min_gru
+from jaxrnn.cells.min_lstm import MinLSTMParams, min_lstm
+from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
 from jaxrnn.cells.peephole_lstm import PeepholeLSTMParams, peephole_lstm
+from jaxrnn.cells.rg_lru import RGLRUParams, rg_lru
 from jaxrnn.cells.rnn import RNNParams, rnn
+from jaxrnn.cells.slstm import SLSTMCarry, SLSTMParams, slstm
 from jaxrnn.cells.stacked import stack_cells
 from jaxrnn.cells.tree_lstm import (
     TreeLSTMCarry,
@@ -39,13 +45,22 @@ __all__ = [
     "DropoutCarry",
     "GRUParams",
     "IndRNNParams",
+    "LRUCarry",
+    "LRUParams",
     "LSTMCarry",
     "LSTMParams",
     "LayerNormLSTMParams",
     "LearnedStateParams",
     "MGUParams",
+    "MLSTMCarry",
+    "MLSTMParams",
+    "MinGRUParams",
+    "MinLSTMParams",
     "PeepholeLSTMParams",
+    "RGLRUParams",
     "RNNParams",
+    "SLSTMCarry",
+    "SLSTMParams",
     "StateMap",
     "StateMapParams",
     "TreeLSTMCarry",
@@ -61,10 +76,16 @@ __all__ = [
     "indrnn",
     "layer_norm_lstm",
     "learned_initial_state",
+    "lru",
     "lstm",
     "mgu",
+    "min_gru",
+    "min_lstm",
+    "mlstm",
     "peephole_lstm",
+    "rg_lru",
     "rnn",
+    "slstm",
     "stack_cells",
     "tree_inputs",
     "variational_dropout",

@@ -144,7 +144,8 @@ class Pattern(NamedTuple):
     ``valid (K, P)`` bool; ``diag_D``: whether ``D_t`` is diagonal; ``K`` the most
     carry entries any parameter touches in one step (or through ``M_0``);
     ``out_idx (O,)`` int or ``None``: when the output is a sub-vector of the new carry
-    (``y = c_t[out_idx]``, true for every built-in cell), its indices.
+    (``y = c_t[out_idx]``, true for every built-in cell), its indices; ``blocks``: the
+    carry's units (:func:`carry_blocks`).
     """
 
     units: np.ndarray
@@ -152,6 +153,41 @@ class Pattern(NamedTuple):
     diag_D: bool
     K: int
     out_idx: np.ndarray | None
+    blocks: np.ndarray | None = None
+
+
+def carry_blocks(pat_D: np.ndarray, pat_I: np.ndarray) -> np.ndarray | None:
+    """The carry's units: the smallest groups of carry entries such that ``D_t`` is
+    block-diagonal over them and every parameter touches one group (connected
+    components of ``pattern(D) + pattern(D)^T`` joined by the columns of
+    ``pattern(I)``). ``(n_units, k)`` int, each row a unit's entries in increasing
+    order, or ``None`` when the units do not all have the same size ``k``.
+    """
+    S = pat_D.shape[0]
+    parent = list(range(S))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i, j):
+        parent[find(i)] = find(j)
+
+    for i, j in np.argwhere(pat_D):
+        union(int(i), int(j))
+    for col in pat_I.T:
+        rows = np.flatnonzero(col)
+        for r in rows[1:]:
+            union(int(rows[0]), int(r))
+    groups: dict[int, list[int]] = {}
+    for i in range(S):
+        groups.setdefault(find(i), []).append(i)
+    sizes = {len(g) for g in groups.values()}
+    if len(sizes) != 1:
+        return None
+    return np.array(sorted(groups.values()), np.int32)
 
 
 _PATTERNS: dict = {}
@@ -216,7 +252,8 @@ def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, see
     valid = np.take_along_axis(pat_I, order, axis=0)
     units = np.where(valid, order, 0)
     diag_D = bool(np.all(pat_D[~np.eye(fc.S, dtype=bool)] == 0))
-    pattern = Pattern(units.astype(np.int32), valid, diag_D, K, out_idx)
+    blocks = carry_blocks(pat_D, pat_I)
+    pattern = Pattern(units.astype(np.int32), valid, diag_D, K, out_idx, blocks)
     _PATTERNS[cache_key] = pattern
     return pattern
 
