@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.cells._parallel import linear_sequence
 
@@ -39,6 +39,7 @@ def _eigenvalues(params):
     return jnp.exp(-jnp.exp(params.nu_log)), jnp.exp(params.theta_log), jnp.exp(params.gamma_log)
 
 
+@configured("lru")
 def lru(
     input_size: int,
     hidden_size: int,

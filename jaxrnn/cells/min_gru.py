@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.cells._parallel import log_sequence
 from jaxrnn.initializers import Initializer, pytorch_default
@@ -37,6 +37,7 @@ def _affine(params, x):
     return k if params.b_ih is None else k + params.b_ih
 
 
+@configured("min_gru")
 def min_gru(
     input_size: int,
     hidden_size: int,

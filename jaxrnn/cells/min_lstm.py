@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.cells._parallel import log_sequence
 from jaxrnn.cells.min_gru import g, log_g
@@ -23,6 +23,7 @@ class MinLSTMParams(NamedTuple):
     b_ih: jax.Array | None
 
 
+@configured("min_lstm")
 def min_lstm(
     input_size: int,
     hidden_size: int,

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.cells.slstm import check_forget_gate, forget_bias, log_forget
 from jaxrnn.initializers import Initializer, pytorch_default
@@ -47,6 +47,7 @@ def _tiny(dtype):
     return jnp.asarray(jnp.finfo(dtype).min / 8, dtype)
 
 
+@configured("mlstm")
 def mlstm(
     input_size: int,
     hidden_size: int,

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.cells._parallel import linear_sequence
 from jaxrnn.initializers import Initializer, pytorch_default
@@ -26,6 +26,7 @@ class RGLRUParams(NamedTuple):
     w_in: jax.Array | None
 
 
+@configured("rg_lru")
 def rg_lru(
     input_size: int,
     hidden_size: int,

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.initializers import Initializer, pytorch_default
 
@@ -50,6 +50,7 @@ def forget_bias(shape, dtype):
     return jnp.broadcast_to(jnp.linspace(3.0, 6.0, shape[-1], dtype=dtype), shape)
 
 
+@configured("slstm")
 def slstm(
     input_size: int,
     hidden_size: int,
