@@ -10,6 +10,7 @@ of each family (``FULL_CASES``).
 from __future__ import annotations
 
 import math
+import pickle
 
 import jax
 import jax.numpy as jnp
@@ -164,6 +165,24 @@ def test_every_family_has_an_independent_reference():
     zoneout (random masks; tests/test_wrappers.py checks its statistics)."""
     missing = [n for n, c in CELL_CASES.items() if c.numpy is None and not c.torch]
     assert missing == ["zoneout_lstm"]
+
+
+def test_every_cell_describes_itself_and_pickles(cell_case):
+    """Every registered cell carries its factory's description; pickled and unpickled it
+    computes the same step. The keyed test wrappers replace ``initial_carry`` after the
+    factory (conftest's ``_keyed``), so their recipe is stale by design: the factory's own
+    cell is pickled for them instead."""
+    name, case = cell_case
+    cell, params, xs = _setup(case)
+    assert cell.config is not None and cell.config.kind, name
+    if any(a is not b for a, b in zip(cell[:-1], cell.config.built, strict=True)):
+        cell = cell.config.build()
+    other = pickle.loads(pickle.dumps(cell))
+    assert other.config.kind == cell.config.kind
+    carry = cell.initial_carry(params)
+    np.testing.assert_array_equal(
+        other.step(params, carry, xs[0])[1], cell.step(params, carry, xs[0])[1]
+    )
 
 
 def test_parameter_count_equals_the_docstring_formula(cell_case):
