@@ -17,6 +17,7 @@ from jaxrnn.cells.layer_norm_lstm import LayerNormLSTMParams, layer_norm_lstm
 from jaxrnn.cells.learned_initial_state import LearnedStateParams, learned_initial_state
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.mgu import MGUParams, mgu
+from jaxrnn.cells.mixed_precision import mixed_precision
 from jaxrnn.cells.peephole_lstm import PeepholeLSTMParams, peephole_lstm
 from jaxrnn.cells.rnn import RNNParams, rnn
 from jaxrnn.cells.stacked import stack_cells
@@ -63,6 +64,7 @@ __all__ = [
     "learned_initial_state",
     "lstm",
     "mgu",
+    "mixed_precision",
     "peephole_lstm",
     "rnn",
     "stack_cells",
