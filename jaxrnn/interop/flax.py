@@ -72,6 +72,7 @@ Which directions are exact:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,7 +129,7 @@ def batched_step(cell: Cell, params: Params, carry: Carry, x: Array) -> tuple[Ca
     """``cell.step`` over any leading batch shape: ``x (*batch, I)``, carry leaves
     ``(*batch, ...)`` -> ``(carry, y (*batch, O))`` (``jax.vmap`` of the flattened batch)."""
     batch = tuple(x.shape[:-1])
-    n = int(np.prod(batch, dtype=int))
+    n = math.prod(batch)
     flat = lambda a: a.reshape((n, *a.shape[len(batch) :]))  # noqa: E731
     unflat = lambda a: a.reshape((*batch, *a.shape[1:]))  # noqa: E731
     c, y = jax.vmap(cell.step, in_axes=(None, 0, 0))(
