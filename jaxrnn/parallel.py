@@ -77,18 +77,18 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
     split = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
     whole = NamedSharding(mesh, PartitionSpec())
 
-    def place(path, x):
+    def sharding(path, x):
         if np.ndim(x) == 0:
-            return jax.device_put(x, whole)
+            return whole
         if np.shape(x)[0] % n:
             raise ValueError(
                 f"batch{jax.tree_util.keystr(path)} has leading size {np.shape(x)[0]}, which "
                 f"must be divisible by the {n} devices of the mesh (choose batch_size as a "
                 f"multiple of {n})"
             )
-        return jax.device_put(x, split)
+        return split
 
-    return jax.tree_util.tree_map_with_path(place, batch)
+    return jax.device_put(batch, jax.tree_util.tree_map_with_path(sharding, batch))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -401,7 +401,8 @@ def from_flax(module, variables: Mapping | None = None) -> tuple[Cell, Params]:
       ``(cell, params)``: :func:`jaxrnn.lstm`, :func:`jaxrnn.gru` or :func:`jaxrnn.rnn`
       with the params' dtype (the module's ``param_dtype``) and the mapping of the module
       docstring; every conversion in this direction is exact. Carries convert with
-      :func:`carry_from_flax`.
+      :func:`carry_from_flax`. The jaxrnn cell computes in the params' dtype; a Flax
+      module built with another computation ``dtype`` rounds differently.
 
     Raises:
       ValueError: another module, or a ``gate_fn``/``activation_fn`` jaxrnn does not
