@@ -7,7 +7,7 @@ On a CPU, ask XLA for several host devices (the flag must be set before JAX star
     XLA_FLAGS=--xla_force_host_platform_device_count=4 python examples/data_parallel.py
 
 On a machine with several GPUs run it as it is; on several hosts, call
-``jax.distributed.initialize()`` first (see ``jaxrnn.parallel``).
+``jax.distributed.initialize()`` first (see ``jaxrnn.data_parallel``).
 """
 
 import time
@@ -17,8 +17,8 @@ import numpy as np
 import optax
 
 import jaxrnn
+from jaxrnn.data_parallel import batch_mesh
 from jaxrnn.models import objective, sequence_model
-from jaxrnn.parallel import batch_mesh
 from jaxrnn.tasks import adding
 from jaxrnn.train import fit
 

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from jaxrnn import grad as _grad
 from jaxrnn.base import Array, Params, PRNGKey
 from jaxrnn.checkpoint import load_checkpoint, save_checkpoint
-from jaxrnn.parallel import batch_mesh, host_local, replicate, replicated, shard_batch
+from jaxrnn.data_parallel import batch_mesh, host_local, replicate, replicated, shard_batch
 
 __all__ = [
     "OPTIMIZERS",
@@ -303,8 +303,8 @@ def fit(
       grad_fn: passed to :func:`make_train_step`.
       callback: ``callback(step, state, record_or_None)`` after every step.
       progress: show a tqdm progress bar.
-      mesh: data parallelism (:mod:`jaxrnn.parallel`): a ``Mesh`` with an axis
-        ``"batch"``; default :func:`jaxrnn.parallel.batch_mesh` over all
+      mesh: data parallelism (:mod:`jaxrnn.data_parallel`): a ``Mesh`` with an axis
+        ``"batch"``; default :func:`jaxrnn.data_parallel.batch_mesh` over all
         ``jax.devices()`` (one device: the plain single-device run). Every batch is
         split along its leading axis over the devices (its size must be divisible by
         their number), params, optimizer state and key are replicated, and the

@@ -1,4 +1,4 @@
-"""The data-parallel training problem of ``tests/test_parallel.py``.
+"""The data-parallel training problem of ``tests/test_data_parallel.py``.
 
 Run as a script under ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` it trains
 the same model on a one-device mesh and on the four-device mesh, writes a checkpoint
@@ -56,7 +56,7 @@ def _leaves(tree):
 
 def main(out: Path) -> None:
     jax.config.update("jax_enable_x64", True)
-    from jaxrnn.parallel import batch_mesh
+    from jaxrnn.data_parallel import batch_mesh
     from jaxrnn.train import fit
 
     assert jax.device_count() == 4, jax.devices()

@@ -18,7 +18,7 @@ step SPMD: each device computes the loss terms of its examples, the compiler ins
 the all-reduce of the gradient, and every device applies the same optimizer update.
 Nothing else changes: the loss is still the mean over the whole batch, so the run
 equals the one-device run up to the order of floating-point sums
-(``tests/test_parallel.py``).
+(``tests/test_data_parallel.py``).
 
 Several machines (the existing engine for going past one host): start the same
 program on every host and call, before anything else touches JAX::
@@ -60,7 +60,7 @@ def _check_mesh(mesh: Any) -> Mesh:
     if not isinstance(mesh, Mesh) or BATCH_AXIS not in mesh.axis_names:
         raise ValueError(
             f"mesh must be a jax.sharding.Mesh with an axis named {BATCH_AXIS!r} "
-            f"(see jaxrnn.parallel.batch_mesh), got {mesh!r}"
+            f"(see jaxrnn.data_parallel.batch_mesh), got {mesh!r}"
         )
     return mesh
 

@@ -14,7 +14,7 @@ import multidevice_run as md
 import numpy as np
 import pytest
 
-from jaxrnn.parallel import batch_mesh, replicate, shard_batch
+from jaxrnn.data_parallel import batch_mesh, replicate, shard_batch
 from jaxrnn.train import fit
 
 TOL = dict(rtol=1e-10, atol=1e-12)
