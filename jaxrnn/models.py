@@ -34,10 +34,16 @@ from jaxrnn.cells import (
     gru,
     indrnn,
     layer_norm_lstm,
+    lru,
     lstm,
     mgu,
+    min_gru,
+    min_lstm,
+    mlstm,
     peephole_lstm,
+    rg_lru,
     rnn,
+    slstm,
 )
 from jaxrnn.engine import loop
 from jaxrnn.losses import accuracy, cross_entropy, length_mask, mse, pool_last, pool_mean
@@ -75,6 +81,12 @@ CELLS: dict[str, Callable[..., Cell]] = {
     "cho_gru": lambda i, h, dtype: cho_gru(i, h, dtype=dtype),
     "mgu": lambda i, h, dtype: mgu(i, h, dtype=dtype),
     "clockwork_rnn": lambda i, h, dtype: clockwork_rnn(i, h, dtype=dtype),
+    "min_gru": lambda i, h, dtype: min_gru(i, h, dtype=dtype),
+    "min_lstm": lambda i, h, dtype: min_lstm(i, h, dtype=dtype),
+    "lru": lambda i, h, dtype: lru(i, h, dtype=dtype),
+    "rg_lru": lambda i, h, dtype: rg_lru(i, h, dtype=dtype),
+    "slstm": lambda i, h, dtype: slstm(i, h, dtype=dtype),
+    "mlstm": lambda i, h, dtype: mlstm(i, h, dtype=dtype),
 }
 
 

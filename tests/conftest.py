@@ -44,19 +44,18 @@ class Case:
     - ``numpy``: ``ref(params, carry0, xs) -> ys``, an independent transcription of the
       paper's equations (``tests/references.py``), or ``None``.
     - ``torch``: PyTorch has the cell (``references.torch_cell`` is the reference).
-    - ``diagonal``: element-wise: ``check_diagonal`` passes and RTRL's O(P) path runs.
+    - ``diagonal``: element-wise (or ``k`` state variables per unit: ``2`` for the LRU):
+      ``check_diagonal`` passes and RTRL's O(P) path runs.
     - ``elman``: Elman-type (a parameter reaches one carry entry per step, output in the
       carry): ``rflo`` accepts it and RFLO(alpha=1) == TBPTT(1). Otherwise ``rflo`` must
       refuse it.
-    - ``full``: the representative of its structure (its carry and the sparsity of its
-      influence ``d carry / d params``): it also runs the costly items, namely the
-      semantics (reverse, resets, masks under hypothesis, forward mode) and the
-      approximate gradient methods (tests/test_grad_approx.py). The other cases share
-      their structure with a full one (``lstm_nobias``, ``peephole_lstm`` and
-      ``cifg_lstm`` with ``lstm``; ``mgu`` with ``cho_gru``; ``layer_norm_lstm`` its
-      carry with ``lstm`` and its dense one-step Jacobian with ``cho_gru``) and differ
-      in their equations, which the NumPy/torch references, ``check_grads`` and
-      RTRL == BPTT check on every case.
+    - ``full``: also runs the costly items, namely the semantics (reverse, resets, masks
+      under hypothesis, forward mode) and the approximate gradient methods
+      (tests/test_grad_approx.py). Every cell of its own is full; ``False`` is kept for
+      configuration variants of a full cell that change no structure the costly items
+      exercise (``rnn_relu``, ``*_nobias``, ``lstm_proj``, the peephole LSTM with a
+      linear projection): their equations are still checked by the NumPy/torch
+      references, ``check_grads`` and RTRL == BPTT.
     - ``inputs``: ``(key, T, dtype) -> xs`` when inputs have structure (trees).
     """
 
@@ -64,7 +63,7 @@ class Case:
     n_params: int
     numpy: Callable | None = None
     torch: bool = False
-    diagonal: bool = False
+    diagonal: bool | int = False
     elman: bool = False
     full: bool = True
     inputs: Callable | None = None
@@ -159,7 +158,6 @@ CELL_CASES = {
         lambda dt: jaxrnn.peephole_lstm(I, H, dtype=dt),
         LSTM_N + 3 * H,
         R.peephole_lstm(),
-        full=False,
     ),
     "peephole_lstm_linear_proj": Case(
         lambda dt: jaxrnn.peephole_lstm(
@@ -169,13 +167,69 @@ CELL_CASES = {
         R.peephole_lstm(lambda c: c),
         full=False,
     ),
-    "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm, full=False),
+    "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm),
     "cho_gru": Case(lambda dt: jaxrnn.cho_gru(I, H, dtype=dt), GRU_N, R.cho_gru),
-    "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu, full=False),
+    "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu),
     "layer_norm_lstm": Case(
         lambda dt: jaxrnn.layer_norm_lstm(I, H, dtype=dt),
         4 * H * (I + H) + 18 * H + 4 * H,
         R.layer_norm_lstm(1e-5),
+    ),
+    "min_gru": Case(
+        lambda dt: jaxrnn.min_gru(I, H, dtype=dt),
+        2 * H * (I + 1),
+        R.min_gru,
+        diagonal=True,
+        elman=True,
+    ),
+    "min_lstm": Case(
+        lambda dt: jaxrnn.min_lstm(I, H, dtype=dt),
+        3 * H * (I + 1),
+        R.min_lstm,
+        diagonal=True,
+        elman=True,
+        full=False,
+    ),
+    "lru": Case(
+        lambda dt: jaxrnn.lru(I, H, output_size=2, dtype=dt),
+        3 * H + 2 * H * I + 2 * 2 * H + 2 * I,
+        R.lru,
+        diagonal=2,
+    ),
+    "rg_lru": Case(
+        lambda dt: jaxrnn.rg_lru(I, I, dtype=dt),
+        2 * I * I + 3 * I,
+        R.rg_lru(),
+        diagonal=True,
+        elman=True,
+        full=False,
+    ),
+    "rg_lru_projected": Case(
+        lambda dt: jaxrnn.rg_lru(I, H, dtype=dt),
+        2 * H * H + 3 * H + H * I,
+        R.rg_lru(),
+        full=False,
+    ),
+    "slstm": Case(
+        lambda dt: jaxrnn.slstm(I, 4, num_heads=2, dtype=dt),
+        4 * 4 * I + 4 * 4 * 2 + 4 * 4,
+        R.slstm(),
+    ),
+    "slstm_exp": Case(
+        lambda dt: jaxrnn.slstm(I, 4, num_heads=1, forget_gate="exp", dtype=dt),
+        4 * 4 * I + 4 * 4 * 4 + 4 * 4,
+        R.slstm("exp"),
+        full=False,
+    ),
+    "mlstm": Case(
+        lambda dt: jaxrnn.mlstm(I, 4, num_heads=2, dtype=dt),
+        4 * 4 * (I + 1) + 2 * 2 * (I + 1),
+        R.mlstm(2),
+    ),
+    "mlstm_exp": Case(
+        lambda dt: jaxrnn.mlstm(I, 2, forget_gate="exp", dtype=dt),
+        4 * 2 * (I + 1) + 2 * (I + 1),
+        R.mlstm(1, "exp"),
         full=False,
     ),
     "clockwork_rnn": Case(

@@ -336,6 +336,141 @@ def zoneout_expectation_lstm(z_h, z_c):
     return ref
 
 
+# ------------------------------------------------------- modern diagonal recurrences
+
+
+def _g(a):
+    """Feng et al. (2024), appendix B: g(x) = x + 0.5 if x >= 0 else sigmoid(x)."""
+    return np.where(a >= 0, a + 0.5, sigmoid(a))
+
+
+def min_gru(params, carry0, xs):
+    """Feng et al. (2024), minGRU (sequential mode, algorithm 1 with g of appendix B):
+    z = sigma(Linear_z(x)), h~ = g(Linear_h(x)), h = (1 - z) h + z h~."""
+    w, b = _np(tuple(params))
+    H = w.shape[0] // 2
+    b = _bias(b, 2 * H)
+
+    def step(h, x):
+        z = sigmoid(w[:H] @ x + b[:H])
+        h = (1 - z) * h + z * _g(w[H:] @ x + b[H:])
+        return h, h
+
+    return _run(step, _np(carry0), _np(xs))
+
+
+def min_lstm(params, carry0, xs):
+    """Feng et al. (2024), minLSTM (sequential mode, algorithm 3): f, i = sigma(...),
+    f' = f / (f + i), i' = i / (f + i), h = f' h + i' g(Linear_h(x))."""
+    w, b = _np(tuple(params))
+    H = w.shape[0] // 3
+    b = _bias(b, 3 * H)
+
+    def step(h, x):
+        f = sigmoid(w[:H] @ x + b[:H])
+        i = sigmoid(w[H : 2 * H] @ x + b[H : 2 * H])
+        h = f / (f + i) * h + i / (f + i) * _g(w[2 * H :] @ x + b[2 * H :])
+        return h, h
+
+    return _run(step, _np(carry0), _np(xs))
+
+
+def lru(params, carry0, xs):
+    """Orvieto et al. (2023), appendix A, in complex NumPy: lambda = exp(-exp(nu_log) +
+    i exp(theta_log)), h = lambda h + exp(gamma_log) (B u), y = Re(C h) + D u."""
+    nu_log, theta_log, gamma_log, b_re, b_im, c_re, c_im, d = _np(tuple(params))
+    lam = np.exp(-np.exp(nu_log) + 1j * np.exp(theta_log))
+    B = (b_re + 1j * b_im) * np.exp(gamma_log)[:, None]
+    C = c_re + 1j * c_im
+
+    def step(h, u):
+        h = lam * h + B @ u
+        return h, (C @ h).real + d @ u
+
+    return _run(step, _np(carry0.re) + 1j * _np(carry0.im), _np(xs))
+
+
+def rg_lru(c=8.0):
+    """De et al. (2024), Griffin equations 1-4: r = sigma(W_a x + b_a), i = sigma(W_x x +
+    b_x), a_t = sigma(Lambda)^(c r), h = a_t h + sqrt(1 - a_t^2) (i x); x <- W_in x first
+    when the cell has W_in."""
+
+    def ref(params, carry0, xs):
+        w_a, b_a, w_x, b_x, lam, w_in = _np(tuple(params))
+
+        def step(h, x):
+            if w_in is not None:
+                x = w_in @ x
+            a = sigmoid(lam) ** (c * sigmoid(w_a @ x + b_a))
+            h = a * h + np.sqrt(1 - a**2) * (sigmoid(w_x @ x + b_x) * x)
+            return h, h
+
+        return _run(step, _np(carry0), _np(xs))
+
+    return ref
+
+
+def slstm(forget_gate="sigmoid"):
+    """Beck et al. (2024), xLSTM section 2.2, *unstabilised*: i = exp(i~), f = sigma(f~)
+    (or exp(f~)), c = f c + i tanh(z~), n = f n + i, h = sigma(o~) c / n, with
+    g~ = W_g x + R_g h + b_g and R_g block-diagonal over heads (gate order i, f, z, o)."""
+
+    def ref(params, carry0, xs):
+        w, r, b = _np(tuple(params))
+        _, K, d, _ = r.shape
+        H = K * d
+        R = np.zeros((4, H, H))
+        for g in range(4):
+            for k in range(K):
+                R[g, k * d : (k + 1) * d, k * d : (k + 1) * d] = r[g, k]
+        fg = sigmoid if forget_gate == "sigmoid" else np.exp
+
+        def step(state, x):
+            c, n, h = state
+            pre = [w[g * H : (g + 1) * H] @ x + R[g] @ h + b[g * H : (g + 1) * H] for g in range(4)]
+            i, f = np.exp(pre[0]), fg(pre[1])
+            c = f * c + i * np.tanh(pre[2])
+            n = f * n + i
+            h = sigmoid(pre[3]) * c / n
+            return (c, n, h), h
+
+        z = np.zeros(H)
+        return _run(step, (z, z, z), _np(xs))
+
+    return ref
+
+
+def mlstm(num_heads, forget_gate="sigmoid"):
+    """Beck et al. (2024), xLSTM section 2.3, *unstabilised*, per head:
+    C = f C + i v k^T, n = f n + i k, h = o * C q / max(|n^T q|, 1), with i = exp(i~),
+    f = sigma(f~) (or exp(f~)), k = W_k x / sqrt(d) + b_k."""
+
+    def ref(params, carry0, xs):
+        wq, bq, wk, bk, wv, bv, wo, bo, wi, bi, wf, bf = _np(tuple(params))
+        H = wq.shape[0]
+        K, d = num_heads, H // num_heads
+        fg = sigmoid if forget_gate == "sigmoid" else np.exp
+
+        def step(state, x):
+            C, n = state
+            q = (wq @ x + bq).reshape(K, d)
+            k = (wk @ x / math.sqrt(d) + bk).reshape(K, d)
+            v = (wv @ x + bv).reshape(K, d)
+            i, f = np.exp(wi @ x + bi), fg(wf @ x + bf)
+            o = sigmoid(wo @ x + bo)
+            h = np.zeros(H)
+            C, n = C.copy(), n.copy()
+            for j in range(K):
+                C[j] = f[j] * C[j] + i[j] * np.outer(v[j], k[j])
+                n[j] = f[j] * n[j] + i[j] * k[j]
+                h[j * d : (j + 1) * d] = C[j] @ q[j] / max(abs(n[j] @ q[j]), 1.0)
+            return (C, n), o * h
+
+        return _run(step, (np.zeros((K, d, d)), np.zeros((K, d))), _np(xs))
+
+    return ref
+
+
 # ------------------------------------------------------------------------------ PyTorch
 
 

@@ -40,6 +40,8 @@ def _run(capsys, *argv):
         (["evaluate", "/nonexistent/run"], "does not exist"),
         (["compare", "--methods", "bptt,nonsense"], "nonsense"),
         (["compare", "--seeds", "a,b"], "seeds"),
+        (["compare", "--preset", "zucchet-copy", "--methods", "rflo"], "zucchet-copy"),
+        (["compare", "--preset", "zucchet-copy", "--seeds", "-1"], "seeds"),
         (["frobnicate"], "frobnicate"),
     ],
 )
@@ -110,6 +112,25 @@ def test_compare_bptt_and_full_window_tbptt_agree(capsys, tmp_path):
     assert rows["tbptt"]["final_loss"] == pytest.approx(rows["bptt"]["final_loss"], rel=1e-6)
     assert (tmp_path / "compare.png").exists()
     assert "final CE" in out and "cos(BPTT)" in out
+
+
+def test_zucchet_copy_preset_exact_online_is_bptt_and_spatial_drops_the_eigenvalues(
+    capsys, tmp_path
+):
+    """The preset's exact online rule (diagonal RTRL of the LRU, units of 2) gives BPTT's
+    gradient (cosine 1) and the same run; spatial backpropagation does not."""
+    code, out, err = _run(
+        capsys, "compare", "--preset", "zucchet-copy", "--methods", "bptt,online,spatial",
+        "--updates", "3", "--hidden", "3", "--seeds", "0", "--out", str(tmp_path),
+        "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((tmp_path / "compare.json").read_text())
+    rows = {r["method"]: r for r in result["rows"]}
+    assert rows["online"]["cosine_to_bptt"] == pytest.approx(1.0, abs=1e-5)
+    assert rows["online"]["final_loss"] == pytest.approx(rows["bptt"]["final_loss"], rel=1e-4)
+    assert rows["spatial"]["cosine_to_bptt"] < 0.99
+    assert (tmp_path / "compare.png").exists() and "ranking" in out
 
 
 def test_paper_gru_preset_is_the_published_configuration():

@@ -15,11 +15,17 @@ from jaxrnn.cells.gru import GRUParams, gru
 from jaxrnn.cells.indrnn import IndRNNParams, indrnn
 from jaxrnn.cells.layer_norm_lstm import LayerNormLSTMParams, layer_norm_lstm
 from jaxrnn.cells.learned_initial_state import LearnedStateParams, learned_initial_state
+from jaxrnn.cells.lru import LRUCarry, LRUParams, lru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.mgu import MGUParams, mgu
+from jaxrnn.cells.min_gru import MinGRUParams, min_gru
+from jaxrnn.cells.min_lstm import MinLSTMParams, min_lstm
 from jaxrnn.cells.mixed_precision import mixed_precision
+from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
 from jaxrnn.cells.peephole_lstm import PeepholeLSTMParams, peephole_lstm
+from jaxrnn.cells.rg_lru import RGLRUParams, rg_lru
 from jaxrnn.cells.rnn import RNNParams, rnn
+from jaxrnn.cells.slstm import SLSTMCarry, SLSTMParams, slstm
 from jaxrnn.cells.stacked import stack_cells
 from jaxrnn.cells.tree_lstm import (
     TreeLSTMCarry,
@@ -40,13 +46,22 @@ __all__ = [
     "DropoutCarry",
     "GRUParams",
     "IndRNNParams",
+    "LRUCarry",
+    "LRUParams",
     "LSTMCarry",
     "LSTMParams",
     "LayerNormLSTMParams",
     "LearnedStateParams",
     "MGUParams",
+    "MLSTMCarry",
+    "MLSTMParams",
+    "MinGRUParams",
+    "MinLSTMParams",
     "PeepholeLSTMParams",
+    "RGLRUParams",
     "RNNParams",
+    "SLSTMCarry",
+    "SLSTMParams",
     "StateMap",
     "StateMapParams",
     "TreeLSTMCarry",
@@ -62,11 +77,17 @@ __all__ = [
     "indrnn",
     "layer_norm_lstm",
     "learned_initial_state",
+    "lru",
     "lstm",
     "mgu",
+    "min_gru",
+    "min_lstm",
     "mixed_precision",
+    "mlstm",
     "peephole_lstm",
+    "rg_lru",
     "rnn",
+    "slstm",
     "stack_cells",
     "tree_inputs",
     "variational_dropout",

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell, Layer, Projection
+from jaxrnn.base import Cell, Layer, Projection, configured
 from jaxrnn.cells._common import check_float_dtype
 
 
@@ -23,6 +23,7 @@ def _cast(tree: Any, dtype) -> Any:
     return jax.tree_util.tree_map(one, tree)
 
 
+@configured("mixed_precision")
 def mixed_precision(
     inner: Cell | Layer,
     *,
@@ -62,8 +63,8 @@ def mixed_precision(
       The same kind of object: ``init`` returns ``inner``'s params rounded to
       ``param_dtype``; ``initial_carry`` is in ``compute_dtype``; ``step`` (or
       ``apply``) casts params and inputs up before calling ``inner``'s. A cell keeps
-      ``inner``'s input projection and whole-sequence path (the engine's fused path,
-      with the weights cast once per sequence), sizes and ``diagonal``.
+      ``inner``'s input projection, whole-sequence path (the engine's fused path, with
+      the weights cast once per sequence), ``reset``, sizes and ``diagonal``.
     """
     if not isinstance(inner, (Cell, Layer)):
         raise ValueError(f"inner must be a jaxrnn.Cell or jaxrnn.Layer, got {type(inner).__name__}")
@@ -103,6 +104,13 @@ def mixed_precision(
         def sequence(params, xs, carry, **kwargs):
             return seq(up(params), _cast(xs, compute_dtype), carry, **kwargs)
 
+    reset = None
+    if inner.reset is not None:
+        inner_reset = inner.reset
+
+        def reset(params, carry):
+            return _cast(inner_reset(up(params), carry), compute_dtype)
+
     return Cell(
         init,
         initial_carry,
@@ -112,4 +120,5 @@ def mixed_precision(
         inner.diagonal,
         projection,
         sequence,
+        reset,
     )

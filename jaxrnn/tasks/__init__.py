@@ -15,13 +15,15 @@ name              source                                                       k
 ``char_lm``       characters of ``pydoc_data`` or a local text file            tagging
 ================  ===========================================================  =========
 
-Plus the online stream :func:`add_task_stream` (lags 3 and 8) for RTRL comparisons.
+Plus the online stream :func:`add_task_stream` (lags 3 and 8) for RTRL comparisons and
+Zucchet et al.'s copy task :func:`copy_pad_batch` (``jaxrnn compare --preset zucchet-copy``).
 """
 
 from jaxrnn.tasks.add_stream import ADD_TASK_FLOORS, add_task_floors, add_task_stream
 from jaxrnn.tasks.adding import adding, adding_batch
 from jaxrnn.tasks.base import Dataset, stratified_split
 from jaxrnn.tasks.char_lm import char_lm, pydoc_text
+from jaxrnn.tasks.copy_pad import copy_pad_batch
 from jaxrnn.tasks.copy_task import copy_batch, copy_task
 from jaxrnn.tasks.images import FASHION_MNIST_DIR, digits, idx_images, mnist5k, read_idx
 from jaxrnn.tasks.mnist1d import PAPER_ACCURACY, mnist1d
@@ -55,6 +57,7 @@ __all__ = [
     "adding_batch",
     "char_lm",
     "copy_batch",
+    "copy_pad_batch",
     "copy_task",
     "digits",
     "embedded_reber",
