@@ -13,6 +13,7 @@ Everything here works on one example, ``xs (T, input_size)``; batch with ``jax.v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -257,7 +258,7 @@ def apply_batched(
                     f"carry{jax.tree_util.keystr(path)} must have leading batch dimensions "
                     f"{batch} (those of xs {tuple(xs.shape)}), got shape {jnp.shape(leaf)}"
                 )
-    n = int(np.prod(batch))
+    n = math.prod(batch)  # not int(): a symbolic dimension under jax.export
     flat = lambda a, k: None if a is None else a.reshape((n, *a.shape[k:]))  # noqa: E731
     x2 = flat(xs, len(batch))
     c2 = None if carry is None else jax.tree_util.tree_map(lambda a: flat(a, len(batch)), carry)

@@ -20,6 +20,7 @@ from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
 from jaxrnn.cells.mgu import MGUParams, mgu
 from jaxrnn.cells.min_gru import MinGRUParams, min_gru
 from jaxrnn.cells.min_lstm import MinLSTMParams, min_lstm
+from jaxrnn.cells.mixed_precision import mixed_precision
 from jaxrnn.cells.mlstm import MLSTMCarry, MLSTMParams, mlstm
 from jaxrnn.cells.peephole_lstm import PeepholeLSTMParams, peephole_lstm
 from jaxrnn.cells.rg_lru import RGLRUParams, rg_lru
@@ -81,6 +82,7 @@ __all__ = [
     "mgu",
     "min_gru",
     "min_lstm",
+    "mixed_precision",
     "mlstm",
     "peephole_lstm",
     "rg_lru",
