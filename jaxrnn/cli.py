@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="zucchet-copy: Zucchet et al. 2023's copy task with an LRU (bptt, online, "
         "truncated, spatial; --hidden 32 --updates 1500 --seeds 0,1,2 unless given)",
     )
-    c.add_argument("--methods", default=None, help="default bptt,tbptt,rtrl,snap1,uoro,rflo")
+    c.add_argument("--methods", default=None, help="default: every registered method")
     c.add_argument("--cell", choices=sorted(CELLS), default="rnn")
     c.add_argument("--hidden", type=_positive_int, default=None, help="default 16")
     c.add_argument("--updates", type=_positive_int, default=None, help="default 300")
@@ -530,7 +530,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.preset == "zucchet-copy":
         return _compare_copy(args)
-    args.methods = args.methods or "bptt,tbptt,rtrl,snap1,uoro,rflo"
+    args.methods = args.methods or ",".join(GRADIENT_METHODS)  # the registry's order
     args.hidden, args.updates = args.hidden or 16, args.updates or 300
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in GRADIENT_METHODS]
