@@ -5,7 +5,6 @@ checks (digits LSTM, embedded Reber, adding T=100, the seed's next-letter SRN)."
 from __future__ import annotations
 
 import math
-import time
 
 import jax
 import jax.numpy as jnp
@@ -302,13 +301,11 @@ def _train(data, cell, hidden, *, lr, steps, batch, seed=0, readout=None, decay=
     return model, r.params, evaluate_batched(metric_fn, r.params, data.test)
 
 
-def test_digits_lstm_reaches_95_percent_in_under_30_seconds():
+def test_digits_lstm_reaches_95_percent_in_400_steps():
+    # speed is measured by the benchmarks, not here (the machines are shared)
     data = tasks.digits(0)
-    t0 = time.perf_counter()
     _, _, m = _train(data, "lstm", 64, lr=1e-2, steps=400, batch=64)
-    wall = time.perf_counter() - t0
     assert m["accuracy"] >= 0.95, m
-    assert wall < 30, wall
 
 
 def test_embedded_reber_lstm_gets_every_test_string_fully_correct():
