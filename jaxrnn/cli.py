@@ -519,14 +519,13 @@ def _run_config(cfg_path: Path) -> dict[str, Any]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     import jax
-    import jax.numpy as jnp
     import numpy as np
     import optax
-    from tqdm.auto import tqdm
 
-    from jaxrnn.grad import GRADIENT_METHODS, cosine, make_grad_fn
+    from jaxrnn.grad import GRADIENT_METHODS
     from jaxrnn.models import linear, make_cell
     from jaxrnn.tasks import ADD_TASK_FLOORS, add_task_stream
+    from jaxrnn.train import compare_methods
 
     if args.preset == "zucchet-copy":
         return _compare_copy(args)
@@ -545,69 +544,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     def step_loss(head_params, y, target):
         return optax.softmax_cross_entropy(head_apply(head_params, y), target)
 
-    def make(name):
-        return make_grad_fn(name, cell, step_loss, k=args.tbptt_k)
+    def init(seed):
+        kc, kh = jax.random.split(jax.random.key(seed))
+        return cell.init(kc), head_init(kh)
 
+    streams = {}
+    for seed in seeds:
+        x, y = add_task_stream(args.updates * L, seed)
+        streams[seed] = (x.reshape(args.updates, L, 1), y.reshape(args.updates, L, 2))
     out = _out_dir(args.out, f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
-    rows, curves = [], {}
-    for name in methods:
-        finals, cosines, times, mems = [], [], [], []
-        for seed in seeds:
-            x, y = add_task_stream(args.updates * L, seed)
-            xs = jnp.asarray(x).reshape(args.updates, L, 1)
-            ys = jnp.asarray(y).reshape(args.updates, L, 2)
-            kc, kh = jax.random.split(jax.random.key(seed))
-            params = (cell.init(kc), head_init(kh))
-            grad_fn = make(name)
-            ref = make("bptt")
-            keys = jax.random.split(jax.random.key(seed + 1), args.updates)
-            cos = [
-                cosine(grad_fn(params, xs[i], ys[i], key=keys[i])[1], ref(params, xs[i], ys[i])[1])
-                for i in range(min(4, args.updates))
-            ]
-            cosines.append(float(np.mean(cos)))
-
-            def update(p, s, xc, yc, k, grad_fn=grad_fn):
-                loss, g = grad_fn(p, xc, yc, key=k)
-                with jax.numpy_dtype_promotion("standard"):  # optax's int32 step count
-                    u, s = opt.update(g, s, p)
-                    return optax.apply_updates(p, u), s, loss
-
-            upd = jax.jit(update)
-            state = opt.init(params)
-            compiled = upd.lower(params, state, xs[0], ys[0], keys[0]).compile()
-            try:
-                mem = compiled.memory_analysis()
-                mems.append(
-                    (mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
-                    / 2**20
-                )
-            except Exception:
-                mems.append(math.nan)
-            losses = []
-            t_start = None
-            for i in tqdm(range(args.updates), desc=f"{name}/seed{seed}", disable=args.no_progress):
-                if i == 1:
-                    jax.block_until_ready(params)
-                    t_start = time.perf_counter()
-                params, state, loss = compiled(params, state, xs[i], ys[i], keys[i])
-                losses.append(loss)
-            jax.block_until_ready(params)
-            elapsed = time.perf_counter() - (t_start or time.perf_counter())
-            per_step = np.asarray(losses) / L
-            times.append(1e3 * elapsed / max(args.updates - 1, 1) / L)
-            finals.append(float(per_step[-max(1, args.updates // 5) :].mean()))
-            curves.setdefault(name, []).append(per_step)
-        rows.append(
-            {
-                "method": name,
-                "final_loss": float(np.mean(finals)),
-                "cosine_to_bptt": float(np.mean(cosines)),
-                "ms_per_step": float(np.mean(times)),
-                "peak_mem_mib": float(np.mean(mems)),
-            }
-        )
+    rows, curves = compare_methods(
+        cell,
+        step_loss,
+        init,
+        streams,
+        methods,
+        optimizer=opt,
+        options={"k": args.tbptt_k},
+        progress=not args.no_progress,
+    )
     header = f"{'method':<8} {'final CE':>9} {'cos(BPTT)':>10} {'ms/step':>9} {'mem MiB':>9}"
     print(
         f"add task (lags 3, 8), {args.cell}-{H}, {args.updates} updates x {L} steps, seeds {seeds}"

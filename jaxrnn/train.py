@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +46,7 @@ __all__ = [
     "FitResult",
     "TrainState",
     "batch_sampler",
+    "compare_methods",
     "default_optimizer",
     "evaluate_batched",
     "fit",
@@ -543,3 +545,89 @@ def method_grad_fn(
         return jnp.mean(loss), {}, grads
 
     return grad_fn
+
+
+def compare_methods(
+    cell,
+    step_loss,
+    init: Callable[[int], Params],
+    streams: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    methods: list[str],
+    *,
+    optimizer: optax.GradientTransformation,
+    options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
+    """Train the same model with several gradient methods on streams (``jaxrnn compare``).
+
+    For every method of :data:`jaxrnn.grad.GRADIENT_METHODS` in ``methods`` and every
+    ``seed`` of ``streams`` (``seed -> (xs (U, L, I), targets (U, L, ...))``: ``U``
+    chunks of ``L`` steps), the parameters ``init(seed)`` get one ``optimizer`` update
+    per chunk from the method's gradient of the chunk's summed ``step_loss``.
+
+    Returns ``(rows, curves)``: per method the mean over seeds of ``final_loss`` (mean
+    per-step loss over the last fifth of the chunks), ``cosine_to_bptt`` (cosine of the
+    method's gradient with BPTT's on the first 4 chunks at the initial parameters),
+    ``ms_per_step`` (wall time per time step after the first update) and
+    ``peak_mem_mib`` (XLA's memory analysis of the update: temporaries, arguments and
+    outputs); ``curves[method]`` holds each seed's per-step loss of every chunk.
+    """
+    options = dict(options or {})
+    rows, curves = [], {}
+    for name in methods:
+        finals, cosines, times, mems = [], [], [], []
+        grad_fn = _grad.make_grad_fn(name, cell, step_loss, **options)
+        ref = _grad.make_grad_fn("bptt", cell, step_loss)
+        for seed, (x, y) in streams.items():
+            xs, ys = jnp.asarray(x), jnp.asarray(y)
+            U, L = xs.shape[:2]
+            params = init(seed)
+            keys = jax.random.split(jax.random.key(seed + 1), U)
+            cos = [
+                _grad.cosine(
+                    grad_fn(params, xs[i], ys[i], key=keys[i])[1], ref(params, xs[i], ys[i])[1]
+                )
+                for i in range(min(4, U))
+            ]
+            cosines.append(float(np.mean(cos)))
+
+            def update(p, s, xc, yc, k, grad_fn=grad_fn):
+                loss, g = grad_fn(p, xc, yc, key=k)
+                with jax.numpy_dtype_promotion("standard"):  # optax's int32 step count
+                    u, s = optimizer.update(g, s, p)
+                    return optax.apply_updates(p, u), s, loss
+
+            state = optimizer.init(params)
+            compiled = jax.jit(update).lower(params, state, xs[0], ys[0], keys[0]).compile()
+            try:
+                mem = compiled.memory_analysis()
+                used = (
+                    mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+                )
+                mems.append(used / 2**20)
+            except Exception:  # not every backend reports memory
+                mems.append(math.nan)
+            losses = []
+            t_start = None
+            for i in tqdm(range(U), desc=f"{name}/seed{seed}", disable=not progress):
+                if i == 1:
+                    jax.block_until_ready(params)
+                    t_start = time.perf_counter()
+                params, state, loss = compiled(params, state, xs[i], ys[i], keys[i])
+                losses.append(loss)
+            jax.block_until_ready(params)
+            elapsed = time.perf_counter() - (t_start or time.perf_counter())
+            per_step = np.asarray(losses) / L
+            times.append(1e3 * elapsed / max(U - 1, 1) / L)
+            finals.append(float(per_step[-max(1, U // 5) :].mean()))
+            curves.setdefault(name, []).append(per_step)
+        rows.append(
+            {
+                "method": name,
+                "final_loss": float(np.mean(finals)),
+                "cosine_to_bptt": float(np.mean(cosines)),
+                "ms_per_step": float(np.mean(times)),
+                "peak_mem_mib": float(np.mean(mems)),
+            }
+        )
+    return rows, curves
