@@ -21,12 +21,15 @@ diagonal rtrl  exact, online              O(P)          O(P)             element
 ``snap1``      biased, deterministic      O(S P)        O(K P)           all
 ``uoro``       unbiased, high variance    O(P)          O(S + P)         all
 ``rflo``       biased (= TBPTT(1) at a=1) O(P)          O(P)             Elman-type
+``layerwise``  exact within layers        O(P)          O(P)             stacks of
+               (Zucchet et al. 2023)                                     element-wise cells
 =============  =========================  ============  ===============  ===================
 """
 
 from jaxrnn.grad.bptt import bptt, sequence_loss, tbptt
 from jaxrnn.grad.diagnostics import cosine, hidden_grad_norms, relative_error
 from jaxrnn.grad.diagonal import check_diagonal
+from jaxrnn.grad.layerwise import layerwise
 from jaxrnn.grad.online import METHODS, OnlineLearner, OnlineState, online
 from jaxrnn.grad.rflo import rflo
 from jaxrnn.grad.rtrl import rtrl
@@ -41,6 +44,7 @@ __all__ = [
     "check_diagonal",
     "cosine",
     "hidden_grad_norms",
+    "layerwise",
     "online",
     "relative_error",
     "rflo",
