@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", default=None, help="default bptt,tbptt,rtrl,snap1,uoro,rflo")
     c.add_argument("--cell", choices=sorted(CELLS), default="rnn")
     c.add_argument("--hidden", type=_positive_int, default=None, help="default 16")
+    c.add_argument("--layers", type=_positive_int, default=1, help="zucchet-copy: LRU layers")
     c.add_argument("--updates", type=_positive_int, default=None, help="default 300")
     c.add_argument("--chunk", type=_positive_int, default=50, help="time steps per update")
     c.add_argument("--tbptt-k", type=_positive_int, default=5)
@@ -677,13 +678,13 @@ def _compare_copy(args: argparse.Namespace) -> int:
     H, updates = args.hidden or 32, args.updates or 1500
     bar = tqdm(total=len(methods) * len(seeds) * (updates - 1), disable=args.no_progress)
     result = compare_online_copy(
-        methods, hidden=H, updates=updates, lr=args.lr, seeds=seeds,
+        methods, hidden=H, layers=args.layers, updates=updates, lr=args.lr, seeds=seeds,
         progress=lambda *_: bar.update(),
     )  # fmt: skip
     bar.close()
     rows = result["rows"]
-    print(f"copy task (Zucchet et al. 2023: pattern 10, pad 7, 7 bits), LRU-{H}, {updates} "
-          f"updates x batch 32, Adam {args.lr:g}, seeds {seeds}")  # fmt: skip
+    print(f"copy task (Zucchet et al. 2023: pattern 10, pad 7, 7 bits), {args.layers} x "
+          f"LRU-{H}, {updates} updates x batch 32, Adam {args.lr:g}, seeds {seeds}")  # fmt: skip
     print(
         f"{'method':<10} {'held-out BCE':>14} {'bit acc %':>12} {'cos(BPTT)':>10} {'ms/update':>10}"
     )
