@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import math
 import os
@@ -694,10 +695,12 @@ def _compare_copy(args: argparse.Namespace) -> int:
             f"{100 * r['bit_accuracy']:>6.1f}±{100 * r['bit_accuracy_std']:.1f} "
             f"{r['cosine_to_bptt']:>10.4f} {r['ms_per_update']:>10.2f}"
         )
-    ours = [r["method"] for r in sorted(rows, key=lambda r: r["final_loss"])]
-    print(
-        f"ranking (lowest loss first): ours {' > '.join(ours)}; paper {' > '.join(PAPER_RANKING)}"
-    )
+    ranked = sorted(rows, key=lambda r: r["final_loss"])
+    ours = ranked[0]["method"]
+    for a, b in itertools.pairwise(ranked):  # equal to 1e-4: a tie (one layer: online = BPTT)
+        tie = abs(a["final_loss"] - b["final_loss"]) <= 1e-4 * abs(b["final_loss"])
+        ours += (" = " if tie else " > ") + b["method"]
+    print(f"ranking (lowest loss first): ours {ours}; paper {' > '.join(PAPER_RANKING)}")
     out = Path(args.out or f"runs/compare-copy-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     result["args"] = {**vars(args), "seeds": seeds, "hidden": H, "updates": updates}
