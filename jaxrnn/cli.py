@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import math
 import os
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", default=None, help="default: every registered method")
     c.add_argument("--cell", choices=sorted(CELLS), default="rnn")
     c.add_argument("--hidden", type=_positive_int, default=None, help="default 16")
+    c.add_argument("--layers", type=_positive_int, default=1, help="zucchet-copy: LRU layers")
     c.add_argument("--updates", type=_positive_int, default=None, help="default 300")
     c.add_argument("--chunk", type=_positive_int, default=50, help="time steps per update")
     c.add_argument("--tbptt-k", type=_positive_int, default=5)
@@ -624,13 +626,13 @@ def _compare_copy(args: argparse.Namespace) -> int:
     H, updates = args.hidden or 32, args.updates or 1500
     bar = tqdm(total=len(methods) * len(seeds) * (updates - 1), disable=args.no_progress)
     result = compare_online_copy(
-        methods, hidden=H, updates=updates, lr=args.lr, seeds=seeds,
+        methods, hidden=H, layers=args.layers, updates=updates, lr=args.lr, seeds=seeds,
         progress=lambda *_: bar.update(),
     )  # fmt: skip
     bar.close()
     rows = result["rows"]
-    print(f"copy task (Zucchet et al. 2023: pattern 10, pad 7, 7 bits), LRU-{H}, {updates} "
-          f"updates x batch 32, Adam {args.lr:g}, seeds {seeds}")  # fmt: skip
+    print(f"copy task (Zucchet et al. 2023: pattern 10, pad 7, 7 bits), {args.layers} x "
+          f"LRU-{H}, {updates} updates x batch 32, Adam {args.lr:g}, seeds {seeds}")  # fmt: skip
     print(
         f"{'method':<10} {'held-out BCE':>14} {'bit acc %':>12} {'cos(BPTT)':>10} {'ms/update':>10}"
     )
@@ -640,10 +642,12 @@ def _compare_copy(args: argparse.Namespace) -> int:
             f"{100 * r['bit_accuracy']:>6.1f}±{100 * r['bit_accuracy_std']:.1f} "
             f"{r['cosine_to_bptt']:>10.4f} {r['ms_per_update']:>10.2f}"
         )
-    ours = [r["method"] for r in sorted(rows, key=lambda r: r["final_loss"])]
-    print(
-        f"ranking (lowest loss first): ours {' > '.join(ours)}; paper {' > '.join(PAPER_RANKING)}"
-    )
+    ranked = sorted(rows, key=lambda r: r["final_loss"])
+    ours = ranked[0]["method"]
+    for a, b in itertools.pairwise(ranked):  # equal to 1e-4: a tie (one layer: online = BPTT)
+        tie = abs(a["final_loss"] - b["final_loss"]) <= 1e-4 * abs(b["final_loss"])
+        ours += (" = " if tie else " > ") + b["method"]
+    print(f"ranking (lowest loss first): ours {ours}; paper {' > '.join(PAPER_RANKING)}")
     out = Path(args.out or f"runs/compare-copy-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     result["args"] = {**vars(args), "seeds": seeds, "hidden": H, "updates": updates}

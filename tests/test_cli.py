@@ -118,9 +118,9 @@ def test_zucchet_copy_preset_exact_online_is_bptt_and_spatial_drops_the_eigenval
     capsys, tmp_path
 ):
     """The preset's exact online rule (diagonal RTRL of the LRU, units of 2) gives BPTT's
-    gradient (cosine 1) and the same run; spatial backpropagation does not."""
+    gradient (cosine 1); spatial backpropagation does not."""
     code, out, err = _run(
-        capsys, "compare", "--preset", "zucchet-copy", "--methods", "bptt,online,spatial",
+        capsys, "compare", "--preset", "zucchet-copy", "--methods", "online,spatial",
         "--updates", "3", "--hidden", "3", "--seeds", "0", "--out", str(tmp_path),
         "--no-progress",
     )  # fmt: skip
@@ -128,7 +128,6 @@ def test_zucchet_copy_preset_exact_online_is_bptt_and_spatial_drops_the_eigenval
     result = json.loads((tmp_path / "compare.json").read_text())
     rows = {r["method"]: r for r in result["rows"]}
     assert rows["online"]["cosine_to_bptt"] == pytest.approx(1.0, abs=1e-5)
-    assert rows["online"]["final_loss"] == pytest.approx(rows["bptt"]["final_loss"], rel=1e-4)
     assert rows["spatial"]["cosine_to_bptt"] < 0.99
     assert (tmp_path / "compare.png").exists() and "ranking" in out
 

@@ -221,6 +221,61 @@ def test_block_diagonal_path_for_the_complex_lru():
         G.check_diagonal(lying, params[0], jax.random.key(1), draws=1)
 
 
+def _layerwise_reference(stack, sizes, params, xs, targets):
+    """Dense RTRL of the stack with the cross-layer blocks of D_t and I_t zeroed (each
+    layer's own influence only), in a Python loop; ``sizes`` = [(P_l, S_l)]."""
+    from jax.flatten_util import ravel_pytree
+
+    theta, unravel = ravel_pytree(params[0])
+    c, unravel_c = ravel_pytree(stack.initial_carry(params[0]))
+    lp = np.concatenate([np.full(P, k) for k, (P, _) in enumerate(sizes)])
+    ls = np.concatenate([np.full(S, k) for k, (_, S) in enumerate(sizes)])
+    mask_D, mask_I = ls[:, None] == ls[None, :], ls[:, None] == lp[None, :]
+
+    def f(th, cc, x):
+        new, y = stack.step(unravel(th), unravel_c(cc), x)
+        return ravel_pytree(new)[0], y
+
+    def step_jacobians(c, x, tgt):
+        D = jax.jacfwd(lambda cc: f(theta, cc, x)[0])(c)
+        I = jax.jacrev(lambda th: f(th, c, x)[0])(theta)
+        g_imm, g_c = jax.grad(
+            lambda th, cc: mse_loss(params[1], f(th, cc, x)[1], tgt), argnums=(0, 1)
+        )(theta, c)
+        return np.asarray(D) * mask_D, np.asarray(I) * mask_I, g_imm, g_c
+
+    M = np.zeros((c.size, theta.size))
+    g = np.zeros(theta.size)
+    for t in range(xs.shape[0]):
+        D, I, g_imm, g_c = step_jacobians(c, xs[t], targets[t])
+        g = g + np.asarray(g_imm) + np.asarray(g_c) @ M
+        M = D @ M + I
+        c = f(theta, c, xs[t])[0]
+    return unravel(jnp.asarray(g))
+
+
+def test_layerwise_rule_of_zucchet_et_al():
+    """Exact RTRL within each layer, spatial backpropagation between layers: one layer ==
+    BPTT; two layers == dense RTRL with the cross-layer influence zeroed (float64, 1e-10),
+    and not BPTT."""
+    one, grad_one = G.layerwise(
+        [jaxrnn.lru(INPUT_SIZE, 3, output_size=2, dtype=jnp.float64)], mse_loss
+    )
+    params, xs, targets = _problem(one, seed=2)
+    _assert_same(grad_one(params, xs, targets), G.bptt(one, mse_loss)(params, xs, targets), 1e-10)
+    cells = [jaxrnn.min_gru(INPUT_SIZE, 3, dtype=jnp.float64), jaxrnn.lru(3, 2, dtype=jnp.float64)]
+    stack, grad_fn = G.layerwise(cells, mse_loss)
+    params, xs, targets = _problem(stack, seed=1, T=5)
+    loss, (g, _) = grad_fn(params, xs, targets)
+    ref_loss, (g_bptt, _) = G.bptt(stack, mse_loss)(params, xs, targets)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    sizes = [(jaxrnn.count_params(c), 2 * 2 if c.diagonal == 2 else 3) for c in cells]
+    assert _rel(g, _layerwise_reference(stack, sizes, params, xs, targets)) < 1e-10
+    assert _rel(g, g_bptt) > 1e-4  # an approximation with more than one layer
+    with pytest.raises(ValueError, match="element-wise"):
+        G.layerwise([jaxrnn.gru(INPUT_SIZE, 3)], mse_loss)
+
+
 # ---------------------------------------------------- seed 002: the hand derivation
 
 

@@ -94,15 +94,15 @@ def test_padding_is_inert_in_the_parallel_paths():
 
 @pytest.mark.parametrize("name", ["min_gru", "rg_lru"])
 def test_long_sequences_are_stable_in_float32(name):
-    """T = 4096 in float32: the products of the decays underflow (the cumulative-sum form
+    """T = 1024 in float32: the products of the decays underflow (the cumulative-sum form
     of the scan would divide by zero); the parallel path stays finite, its gradients
     too, and it agrees with the float64 sequential scan to float32 accuracy."""
-    Tl = 4096
+    Tl = 1024
     cell32, cell64 = PARALLEL_CELLS[name](jnp.float32), PARALLEL_CELLS[name](jnp.float64)
     p64 = cell64.init(jax.random.key(0))
     p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), p64)
     xs = jax.random.normal(jax.random.key(1), (Tl, I), jnp.float64)
-    reset = jnp.zeros((Tl,), bool).at[1000].set(True)
+    reset = jnp.zeros((Tl,), bool).at[700].set(True)
 
     def loss(cell, p, x, fused):
         return jnp.mean(engine.run(cell, p, x, cell.initial_carry(p), reset=reset, fused=fused)[1])

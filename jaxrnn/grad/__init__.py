@@ -21,6 +21,8 @@ diagonal rtrl  exact, online              O(P)          O(P)             element
 ``snap1``      biased, deterministic      O(S P)        O(K P)           all
 ``uoro``       unbiased, high variance    O(P)          O(S + P)         all
 ``rflo``       biased (= TBPTT(1) at a=1) O(P)          O(P)             Elman-type
+``layerwise``  exact within layers        O(P)          O(P)             stacks of
+               (Zucchet et al. 2023)                                     element-wise cells
 =============  =========================  ============  ===============  ===================
 """
 
@@ -28,6 +30,7 @@ from jaxrnn.grad._common import FlatCell, ForwardMethod, forward_grad_fn
 from jaxrnn.grad.bptt import bptt, sequence_loss, tbptt
 from jaxrnn.grad.diagnostics import cosine, hidden_grad_norms, relative_error
 from jaxrnn.grad.diagonal import DiagonalContext, check_diagonal
+from jaxrnn.grad.layerwise import layerwise
 from jaxrnn.grad.online import METHODS, OnlineLearner, OnlineState, online
 from jaxrnn.grad.registry import (
     GRADIENT_METHODS,
@@ -58,6 +61,7 @@ __all__ = [
     "forward_grad_fn",
     "gradient_method",
     "hidden_grad_norms",
+    "layerwise",
     "make_grad_fn",
     "online",
     "relative_error",
