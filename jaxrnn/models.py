@@ -35,6 +35,7 @@ from jaxrnn.cells import (
     indrnn,
     layer_norm_lstm,
     lstm,
+    lstm_no_forget,
     mgu,
     peephole_lstm,
     rnn,
@@ -65,6 +66,7 @@ CELLS: dict[str, Callable[..., Cell]] = {
     "rnn_relu": lambda i, h, dtype: rnn(i, h, nonlinearity="relu", dtype=dtype),
     "gru": lambda i, h, dtype: gru(i, h, dtype=dtype),
     "lstm": lambda i, h, dtype: lstm(i, h, dtype=dtype),
+    "lstm_no_forget": lambda i, h, dtype: lstm_no_forget(i, h, dtype=dtype),
     "indrnn": lambda i, h, dtype: indrnn(i, h, dtype=dtype),
     "peephole_lstm": lambda i, h, dtype: peephole_lstm(i, h, dtype=dtype),
     "peephole_lstm_linear": lambda i, h, dtype: peephole_lstm(

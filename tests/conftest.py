@@ -52,9 +52,10 @@ class Case:
       influence ``d carry / d params``): it also runs the costly items, namely the
       semantics (reverse, resets, masks under hypothesis, forward mode) and the
       approximate gradient methods (tests/test_grad_approx.py). The other cases share
-      their structure with a full one (``lstm_nobias``, ``peephole_lstm`` and
-      ``cifg_lstm`` with ``lstm``; ``mgu`` with ``cho_gru``; ``layer_norm_lstm`` its
-      carry with ``lstm`` and its dense one-step Jacobian with ``cho_gru``) and differ
+      their structure with a full one (``lstm_nobias``, ``peephole_lstm``,
+      ``cifg_lstm`` and ``lstm_no_forget`` with ``lstm``; ``mgu`` with ``cho_gru``;
+      ``layer_norm_lstm`` its carry with ``lstm`` and its dense one-step Jacobian with
+      ``cho_gru``) and differ
       in their equations, which the NumPy/torch references, ``check_grads`` and
       RTRL == BPTT check on every case.
     - ``inputs``: ``(key, T, dtype) -> xs`` when inputs have structure (trees).
@@ -170,6 +171,9 @@ CELL_CASES = {
         full=False,
     ),
     "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm, full=False),
+    "lstm_no_forget": Case(
+        lambda dt: jaxrnn.lstm_no_forget(I, H, dtype=dt), GRU_N, R.lstm_no_forget, full=False
+    ),
     "cho_gru": Case(lambda dt: jaxrnn.cho_gru(I, H, dtype=dt), GRU_N, R.cho_gru),
     "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu, full=False),
     "layer_norm_lstm": Case(

@@ -16,6 +16,7 @@ from jaxrnn.cells.indrnn import IndRNNParams, indrnn
 from jaxrnn.cells.layer_norm_lstm import LayerNormLSTMParams, layer_norm_lstm
 from jaxrnn.cells.learned_initial_state import LearnedStateParams, learned_initial_state
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
+from jaxrnn.cells.lstm_no_forget import LSTMNoForgetParams, lstm_no_forget
 from jaxrnn.cells.mgu import MGUParams, mgu
 from jaxrnn.cells.peephole_lstm import PeepholeLSTMParams, peephole_lstm
 from jaxrnn.cells.rnn import RNNParams, rnn
@@ -40,6 +41,7 @@ __all__ = [
     "GRUParams",
     "IndRNNParams",
     "LSTMCarry",
+    "LSTMNoForgetParams",
     "LSTMParams",
     "LayerNormLSTMParams",
     "LearnedStateParams",
@@ -62,6 +64,7 @@ __all__ = [
     "layer_norm_lstm",
     "learned_initial_state",
     "lstm",
+    "lstm_no_forget",
     "mgu",
     "peephole_lstm",
     "rnn",
