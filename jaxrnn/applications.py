@@ -78,7 +78,8 @@ def _fit(
 
 def _exact(out, y, y_length):
     """Rows whose first ``y_length`` tokens (the target and its end token) are right."""
-    valid = jnp.arange(out.shape[-1]) < y_length[:, None]
+    y_length = jnp.asarray(y_length)
+    valid = jnp.arange(out.shape[-1], dtype=y_length.dtype) < y_length[:, None]
     return jnp.all((out == y) | ~valid, axis=-1)
 
 
@@ -95,18 +96,20 @@ def run_seq2seq(
     attention: bool = True,
     beam: int = 4,
     cell: str = "lstm",
+    max_value: int = 99_999,
+    num_test: int = 2000,
     eval_every: int = 250,
     progress: bool = True,
     checkpoint_path=None,
 ) -> dict[str, Any]:
     """English number words -> digits (``jaxrnn.tasks.number_words``): a bidirectional
     encoder, a decoder started from the encoder's conditioned state, teacher forcing;
-    exact match of greedy and beam-search decoding on 2000 held-out numbers."""
+    exact match of greedy and beam-search decoding on ``num_test`` held-out numbers."""
     from jaxrnn.seq2seq import encoder_decoder
     from jaxrnn.tasks.number_words import number_words
 
     t0 = time.perf_counter()
-    data = number_words(seed=seed)
+    data = number_words(max_value=max_value, num_test=num_test, seed=seed)
     meta = data.meta
     model = encoder_decoder(
         len(meta["target_vocab"]),
@@ -195,6 +198,8 @@ def run_ctc(
     batch_size: int = 32,
     beam: int = 8,
     num_train: int = 20_000,
+    num_test: int = 1000,
+    cols_per_step: int = 2,
     eval_every: int = 500,
     progress: bool = True,
     checkpoint_path=None,
@@ -208,7 +213,9 @@ def run_ctc(
     from jaxrnn.tasks.digit_strips import digit_strips
 
     t0 = time.perf_counter()
-    data = digit_strips(num_train=num_train, seed=seed)
+    data = digit_strips(
+        num_train=num_train, num_test=num_test, cols_per_step=cols_per_step, seed=seed
+    )
     meta = data.meta
     layer = make_layer("lstm", meta["input_size"], hidden, num_layers=layers, bidirectional=True)
     model = sequence_model(layer, meta["output_size"], readout="all")

@@ -70,10 +70,12 @@ def ctc_loss(
     if not 0 <= blank < K:
         raise ValueError(f"blank must be a class index in [0, {K}), got {blank}")
     dt = logits.dtype
-    logit_pad = (jnp.arange(T)[None, :] >= jnp.asarray(lengths)[:, None]).astype(dt)
-    label_pad = jnp.arange(labels.shape[1])[None, :] >= jnp.asarray(label_lengths)[:, None]
+    lengths, label_lengths = jnp.asarray(lengths), jnp.asarray(label_lengths)
+    logit_pad = (jnp.arange(T, dtype=lengths.dtype) >= lengths[:, None]).astype(dt)
+    label_pad = jnp.arange(labels.shape[1], dtype=label_lengths.dtype) >= label_lengths[:, None]
     labels = jnp.where(label_pad, 0, labels).astype(jnp.int32)
-    return optax.ctc_loss(logits, logit_pad, labels, label_pad.astype(dt), blank_id=blank)
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes in float32 constants
+        return optax.ctc_loss(logits, logit_pad, labels, label_pad.astype(dt), blank_id=blank)
 
 
 def greedy_decode(
@@ -95,7 +97,11 @@ def greedy_decode(
         raise ValueError(f"logits must have shape (B, T, K), got {logits.shape}")
     B, T, _ = logits.shape
     best = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    valid = jnp.ones((B, T), bool) if lengths is None else jnp.arange(T) < lengths[:, None]
+    if lengths is None:
+        valid = jnp.ones((B, T), bool)
+    else:
+        lengths = jnp.asarray(lengths)
+        valid = jnp.arange(T, dtype=lengths.dtype) < lengths[:, None]
     prev = jnp.concatenate([jnp.full((B, 1), -1, jnp.int32), best[:, :-1]], axis=1)
     keep = valid & (best != blank) & (best != prev)
     pos = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, T)

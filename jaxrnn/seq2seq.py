@@ -223,7 +223,8 @@ def encoder_decoder(
             last = pool_last(ms, src_len)
             summary = jnp.concatenate([last[:H], ms[0, H:]]) if bidirectional else last
         keys = ms @ params.attention.u_a.T if attention else None
-        mask = jnp.arange(S) < src_len
+        src_len = jnp.asarray(src_len)
+        mask = jnp.arange(S, dtype=src_len.dtype) < src_len
         return Memory(ms, keys, mask), bridge.apply(params.bridge, summary)
 
     def _context(params, memory, h):
