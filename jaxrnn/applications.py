@@ -403,14 +403,18 @@ def run_continual_reber(
     chunk: int = 50,
     stream_symbols: int = 1000,
     test_symbols: int = 1_000_000,
+    external_reset: bool = False,
     progress: bool = True,
     checkpoint_path=None,
 ) -> dict[str, Any]:
     """Gers et al. 2000's continual embedded Reber grammar: ``cell`` (``"lstm"`` with a
-    forget gate, forget bias 1 at initialisation, or ``"lstm_no_forget"``) and a linear
+    forget gate, forget bias 1 at initialisation, or ``"lstm_no_forget"``, input-gate
+    bias -2 at initialisation) and a linear
     softmax readout, trained by TBPTT(chunk) on ``steps`` chunks of ``batch_size``
     never-reset streams, then run on one fresh stream of ``test_symbols`` symbols
-    from its initial state: solved when no prediction in it is wrong."""
+    from its initial state: solved when no prediction in it is wrong. With
+    ``external_reset`` the carry is reset at every string start, in training and in
+    the test (Gers et al.'s baseline that is told where strings begin)."""
     del progress, checkpoint_path  # one compiled loop; nothing to show or resume
     import optax
 
@@ -436,7 +440,10 @@ def run_continual_reber(
         seed=seed,
     )
     V = data.meta["one_hot"]
-    c = lstm(V, hidden, forget_bias=1.0) if cell == "lstm" else lstm_no_forget(V, hidden)
+    if cell == "lstm":
+        c = lstm(V, hidden, forget_bias=1.0)
+    else:  # input gates start closed, as in Hochreiter & Schmidhuber 1997
+        c = lstm_no_forget(V, hidden, input_bias=-2.0)
     head_init, head = linear(hidden, V)
     k_cell, k_head = jax.random.split(jax.random.key(seed))
     params = (c.init(k_cell), head_init(k_head))
@@ -462,7 +469,8 @@ def run_continual_reber(
         "final_train_loss": float(np.mean(res.losses[-50:])),
     }
     report = [
-        f"continual_reber ({cell}-{hidden}, {updates} updates of {batch_size}x{chunk} "
+        f"continual_reber ({cell}-{hidden}{', external reset' if external_reset else ''}, "
+        f"{updates} updates of {batch_size}x{chunk} "
         f"symbols): {fe} of {test_symbols} test symbols predicted before the first error "
         f"({'solved' if fe == test_symbols else 'not solved'}); final train loss "
         f"{metrics['final_train_loss']:.4f} nats (entropy floor about 0.406)",

@@ -44,8 +44,8 @@ class ContinualResult(NamedTuple):
     carry: Any
 
 
-def _logits(cell: Cell, head, params, carry, xs):
-    carry, ys = run(cell, params[0], xs, carry)
+def _logits(cell: Cell, head, params, carry, xs, reset=None):
+    carry, ys = run(cell, params[0], xs, carry, reset=reset)
     return carry, head(params[1], ys)
 
 
@@ -60,6 +60,7 @@ def fit_continual(
     batch_size: int,
     optimizer: optax.GradientTransformation,
     num_symbols: int,
+    reset: np.ndarray | None = None,
 ) -> ContinualResult:
     """Train ``(cell_params, head_params)`` on never-reset streams by TBPTT(k, k).
 
@@ -75,6 +76,9 @@ def fit_continual(
         read together, each from the initial state, in ``S / k`` updates.
       optimizer: an ``optax.GradientTransformation``.
       num_symbols: ``V``.
+      reset: optional ``(M, S)`` bool: replace the carry by the initial one just before
+        these steps (Gers et al.'s "external reset" at string starts, a baseline that
+        is told where strings begin); ``None`` (default) never resets.
 
     Returns:
       :class:`ContinualResult` after ``(M / B)(S / k)`` updates.
@@ -95,32 +99,36 @@ def fit_continual(
 
     starts = jnp.asarray(np.arange((M // B) * n_chunks) % n_chunks == 0)
     carry0 = jax.vmap(lambda _: cell.initial_carry(params[0]))(jnp.arange(B))
+    if reset is None:
+        reset = np.zeros((M, S), bool)
+    elif np.shape(reset) != (M, S):
+        raise ValueError(f"reset must have shape ({M}, {S}), got {np.shape(reset)}")
 
-    def loss_fn(p, carry, x, y):
+    def loss_fn(p, carry, x, y, r):
         onehot = jax.nn.one_hot(x, num_symbols, dtype=dtype)
-        carry, z = jax.vmap(lambda c, u: _logits(cell, head, p, c, u))(carry, onehot)
+        carry, z = jax.vmap(lambda c, u, rr: _logits(cell, head, p, c, u, rr))(carry, onehot, r)
         return cross_entropy(z, y.astype(jnp.int32)), carry
 
     def update(state, batch):
         p, opt_state, carry = state
-        x, y, start = batch
+        x, y, r, start = batch
         carry = jax.tree_util.tree_map(
             lambda c, c0: jnp.where(start, c0, jax.lax.stop_gradient(c)), carry, carry0
         )
-        (loss, carry), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, carry, x, y)
+        (loss, carry), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, carry, x, y, r)
         with jax.numpy_dtype_promotion("standard"):  # optax's int32 step count
             upd, opt_state = optimizer.update(grads, opt_state, p)
             p = optax.apply_updates(p, upd)
         return (p, opt_state, carry), loss
 
     @jax.jit
-    def train(p, xc, yc, starts):
+    def train(p, xc, yc, rc, starts):
         with jax.numpy_dtype_promotion("standard"):
             opt_state = optimizer.init(p)
-        (p, _, carry), losses = loop(update, (p, opt_state, carry0), (xc, yc, starts))
+        (p, _, carry), losses = loop(update, (p, opt_state, carry0), (xc, yc, rc, starts))
         return p, losses, carry
 
-    p, losses, carry = train(params, chunks(xs), chunks(ys), starts)
+    p, losses, carry = train(params, chunks(xs), chunks(ys), chunks(np.asarray(reset)), starts)
     return ContinualResult(p, np.asarray(losses), carry)
 
 
@@ -136,14 +144,21 @@ def correct_steps(logits: jax.Array, legal: jax.Array) -> jax.Array:
 
 
 def first_error(
-    cell: Cell, head, params, xs: np.ndarray, legal: np.ndarray, carry: Any = None
+    cell: Cell,
+    head,
+    params,
+    xs: np.ndarray,
+    legal: np.ndarray,
+    carry: Any = None,
+    reset: np.ndarray | None = None,
 ) -> int:
     """Symbols predicted correctly before the first error on one stream (``len(xs)``
     when there is none: the run solves the stream).
 
     ``xs (N,)`` symbol indices, ``legal (N, V)`` the legal successors; ``carry`` the
     state to start from (default the cell's initial state; pass the state a training
-    stream ended in to keep the network running without any reset).
+    stream ended in to keep the network running without any reset); ``reset (N,)``
+    the external-reset baseline's resets (default none).
     """
     xs, legal = np.asarray(xs), np.asarray(legal)
     if xs.ndim != 1 or legal.shape[:1] != xs.shape:
@@ -153,12 +168,14 @@ def first_error(
 
     carry = cell.initial_carry(params[0]) if carry is None else carry
 
+    reset = np.zeros(xs.shape, bool) if reset is None else np.asarray(reset, bool)
+
     @jax.jit
-    def ok(p, c, x, lg):
+    def ok(p, c, x, lg, r):
         onehot = jax.nn.one_hot(x, V, dtype=dtype)
-        _, z = _logits(cell, head, p, c, onehot)
+        _, z = _logits(cell, head, p, c, onehot, r)
         return correct_steps(z, lg)
 
-    good = np.asarray(ok(params, carry, jnp.asarray(xs), jnp.asarray(legal)))
+    good = np.asarray(ok(params, carry, jnp.asarray(xs), jnp.asarray(legal), jnp.asarray(reset)))
     bad = np.flatnonzero(~good)
     return int(bad[0]) if bad.size else len(xs)

@@ -220,6 +220,9 @@ def test_lstm_no_forget_is_the_forget_gate_lstm_with_f_fixed_to_one():
     i = jax.nn.sigmoid((p.w_ih @ xs[0] + p.b_ih + p.b_hh)[:4])
     g = jnp.tanh((p.w_ih @ xs[0] + p.b_ih + p.b_hh)[4:8])
     np.testing.assert_allclose(carry.c - c0.c, i * g, rtol=1e-13)
+    p2 = jaxrnn.lstm_no_forget(3, 4, input_bias=-2.0, dtype=F64).init(jax.random.key(0))
+    np.testing.assert_array_equal(p2.b_ih[:4] + p2.b_hh[:4], -2.0)
+    np.testing.assert_array_equal(p2.b_ih[4:], p.b_ih[4:])
 
 
 def test_cifg_input_gate_is_one_minus_forget_gate():

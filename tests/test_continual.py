@@ -53,10 +53,13 @@ def parse_stream(text):
 
 
 def test_continual_stream_is_a_grammatical_unmarked_concatenation():
-    x, y, legal = continual_reber_stream(3000, np.random.default_rng(0))
+    x, y, legal, start = continual_reber_stream(3000, np.random.default_rng(0))
     text = "".join(SYMBOLS[k] for k in [*x, y[-1]])
     strings = parse_stream(text)
     assert len(strings) > 150 and text.startswith("B")
+    np.testing.assert_array_equal(
+        np.flatnonzero(start), np.cumsum([0] + [len(s) for s in strings[:-1]])
+    )
     np.testing.assert_array_equal(x[1:], y[:-1])
     assert legal[np.arange(3000), y].all(), "every next symbol is a legal successor"
     assert set(legal.sum(axis=1)) == {1, 2}
@@ -131,3 +134,30 @@ def test_fit_continual_rejects_bad_arguments():
         fit_continual(
             cell, head, p, xs, xs, chunk=5, batch_size=3, optimizer=optax.adam(1e-3), num_symbols=7
         )
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--steps", "7"], "multiple of stream_symbols"),
+        (["--cell", "gru"], "lstm_no_forget"),
+    ],
+)
+def test_cli_continual_reber_bad_input_exits_2(capsys, argv, words):
+    from jaxrnn import cli
+
+    code = cli.main(["train", "--task", "continual_reber", "--hidden", "2", *argv])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and words in lines[0], err
+    assert "Traceback" not in out + err
+
+
+def test_run_continual_reber_reports_the_first_error():
+    from jaxrnn.applications import run_continual_reber
+
+    r = run_continual_reber(cell="lstm_no_forget", hidden=4, steps=40, test_symbols=2000)
+    m = r["metrics"]
+    assert 0 <= m["symbols_before_first_error"] <= 2000
+    assert m["solved"] == float(m["symbols_before_first_error"] == 2000)
+    assert r["num_params"] == 3 * 4 * (7 + 4) + 6 * 4 + 7 * 4 + 7

@@ -8,7 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.cells._common import affine, check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.cells._common import (
+    affine,
+    check_float_dtype,
+    check_positive_int,
+    gated_weights,
+    set_forget_bias,
+)
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.initializers import Initializer
 
@@ -31,6 +37,7 @@ def lstm_no_forget(
     hidden_size: int,
     *,
     bias: bool = True,
+    input_bias: float | None = None,
     dtype=jnp.float32,
     input_init: Initializer | None = None,
     recurrent_init: Initializer | None = None,
@@ -61,6 +68,10 @@ def lstm_no_forget(
     Args:
       input_size: ``I``. hidden_size: ``H``.
       bias: if ``False``, ``b_ih`` and ``b_hh`` are ``None``.
+      input_bias: effective input-gate bias at initialisation (``b_ih[i] = b``,
+        ``b_hh[i] = 0``), or ``None`` (PyTorch's draw). Hochreiter & Schmidhuber
+        initialised it negative, so that cells start closed and are not misused
+        early ("abuse problem"). Requires ``bias=True``.
       dtype: parameter dtype.
       input_init, recurrent_init, bias_init: ``(key, shape, dtype) -> Array``; the
         default for all is PyTorch's ``U(-1/sqrt(H), 1/sqrt(H))``.
@@ -72,6 +83,8 @@ def lstm_no_forget(
     check_positive_int("input_size", input_size)
     check_positive_int("hidden_size", hidden_size)
     dtype = check_float_dtype("dtype", dtype)
+    if input_bias is not None and not bias:
+        raise ValueError("input_bias needs bias=True")
     H = hidden_size
 
     def init(key):
@@ -87,7 +100,7 @@ def lstm_no_forget(
             recurrent_init=recurrent_init,
             bias_init=bias_init,
         )
-        return LSTMNoForgetParams(**w)
+        return LSTMNoForgetParams(**set_forget_bias(w, slice(0, H), input_bias))
 
     def initial_carry(params):
         dt = params.w_hh.dtype

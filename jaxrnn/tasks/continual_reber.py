@@ -26,11 +26,14 @@ _B = SYMBOLS.index("B")
 
 def continual_reber_stream(
     num_symbols: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One continual stream: ``(x (N,), y (N,), legal (N, 7))`` with ``N = num_symbols``.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One continual stream: ``(x (N,), y (N,), legal (N, 7), start (N,))``, ``N =
+    num_symbols``.
 
     ``x`` and ``y = x`` shifted by one are symbol indices into ``SYMBOLS`` (int8);
-    ``legal[t]`` marks the legal successors of ``x[:t+1]`` (``y[t]`` is always one).
+    ``legal[t]`` marks the legal successors of ``x[:t+1]`` (``y[t]`` is always one);
+    ``start[t]`` is true where ``x[t]`` begins a string: the network is never told
+    (only the "external reset" baseline of Gers et al. uses it).
     """
     if isinstance(num_symbols, bool) or not isinstance(num_symbols, int) or num_symbols < 1:
         raise ValueError(f"num_symbols must be a positive integer, got {num_symbols!r}")
@@ -40,6 +43,7 @@ def continual_reber_stream(
         parts.append(embedded_reber_string(rng))
         n += len(parts[-1])
     codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # string -> (symbols, legal rows)
+    starts = np.concatenate([[0], np.cumsum([len(s) for s in parts])[:-1]])
     for s in set(parts):
         rows = np.zeros((len(s), len(SYMBOLS)), bool)
         for t, ok in enumerate([*legal_successors(s), "B"]):  # after the final E: a new B
@@ -47,7 +51,9 @@ def continual_reber_stream(
         codes[s] = (np.asarray([SYMBOLS.index(c) for c in s], np.int8), rows)
     stream = np.concatenate([codes[s][0] for s in parts])[: num_symbols + 1]
     mask = np.concatenate([codes[s][1] for s in parts])[:num_symbols]
-    return stream[:-1], stream[1:], mask
+    start = np.zeros(num_symbols, bool)
+    start[starts[starts < num_symbols]] = True
+    return stream[:-1], stream[1:], mask, start
 
 
 def continual_reber(
@@ -59,18 +65,19 @@ def continual_reber(
 ) -> Dataset:
     """Training streams and one long test stream (kind ``"continual"``).
 
-    ``train``: ``x, y (num_streams, stream_symbols)`` int8 and ``legal (num_streams,
-    stream_symbols, 7)``: independent streams, each starting at a string start (about
-    12 symbols per string) and read by the network from its initial state, as the
-    paper's training streams. ``test``: the same for a single stream of
-    ``test_symbols`` (leading axis 1), read from the initial state with no reset.
+    ``train``: ``x, y (num_streams, stream_symbols)`` int8, ``legal (num_streams,
+    stream_symbols, 7)`` and ``start`` (string starts, bool): independent streams,
+    each starting at a string start (about 12 symbols per string) and read by the
+    network from its initial state, as the paper's training streams. ``test``: the
+    same for a single stream of ``test_symbols`` (leading axis 1), read from the
+    initial state with no reset.
     Symbols are indices; one-hot them with ``meta["one_hot"]``.
     """
     rng = np.random.default_rng(seed)
     train = [continual_reber_stream(stream_symbols, rng) for _ in range(num_streams)]
     test = continual_reber_stream(test_symbols, np.random.default_rng([seed, 1]))
     stack = lambda parts: {  # noqa: E731
-        k: np.stack([p[i] for p in parts]) for i, k in enumerate(("x", "y", "legal"))
+        k: np.stack([p[i] for p in parts]) for i, k in enumerate(("x", "y", "legal", "start"))
     }
     meta = {
         "name": "continual_reber",
