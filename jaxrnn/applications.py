@@ -461,8 +461,12 @@ def run_continual_reber(
         batch_size=batch_size,
         optimizer=opt,
         num_symbols=V,
+        reset=data.train["start"] if external_reset else None,
     )
-    fe = first_error(c, head, res.params, data.test["x"][0], data.test["legal"][0])
+    test_reset = data.test["start"][0] if external_reset else None
+    fe = first_error(
+        c, head, res.params, data.test["x"][0], data.test["legal"][0], reset=test_reset
+    )
     metrics = {
         "symbols_before_first_error": float(fe),
         "solved": float(fe == test_symbols),

@@ -161,3 +161,28 @@ def test_run_continual_reber_reports_the_first_error():
     assert 0 <= m["symbols_before_first_error"] <= 2000
     assert m["solved"] == float(m["symbols_before_first_error"] == 2000)
     assert r["num_params"] == 3 * 4 * (7 + 4) + 6 * 4 + 7 * 4 + 7
+    # the external reset reaches training and the test
+    r2 = run_continual_reber(
+        cell="lstm_no_forget", hidden=4, steps=40, test_symbols=2000, external_reset=True
+    )
+    assert r2["metrics"]["final_train_loss"] != m["final_train_loss"]
+
+
+def test_external_reset_restarts_the_state_at_string_starts():
+    """first_error with resets equals running each string alone from the initial state."""
+    cell = jaxrnn.lstm_no_forget(7, 3)
+    hi, head = linear(3, 7)
+    p = (cell.init(jax.random.key(0)), hi(jax.random.key(1)))
+    x, _, legal, start = continual_reber_stream(60, np.random.default_rng(2))
+    onehot = jax.nn.one_hot(x, 7, dtype=jnp.float32)
+    _, z_reset = jaxrnn.scan(cell, p[0], onehot, reset=jnp.asarray(start))
+    b, e = np.flatnonzero(start)[1:3]  # the second string, run alone
+    _, z_alone = jaxrnn.scan(cell, p[0], onehot[b:e])
+    np.testing.assert_allclose(z_reset[b:e], z_alone, rtol=1e-6, atol=1e-7)
+    assert (
+        np.abs(np.asarray(z_reset[b:e]) - np.asarray(jaxrnn.scan(cell, p[0], onehot)[1][b:e])).max()
+        > 1e-3
+    )
+    lg = np.asarray(correct_steps(head(p[1], z_reset), jnp.asarray(legal)))
+    expect = int(np.flatnonzero(~lg)[0]) if (~lg).any() else 60
+    assert first_error(cell, head, p, x, legal, reset=start) == expect
