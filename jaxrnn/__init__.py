@@ -9,7 +9,7 @@ Training (:mod:`jaxrnn.train`) and tasks (:mod:`jaxrnn.tasks`) are imported on d
 """
 
 from jaxrnn import cells, engine, grad, initializers, nn, sequence
-from jaxrnn.base import Cell, Layer, Projection
+from jaxrnn.base import Cell, Config, Layer, Projection
 from jaxrnn.cells import (
     ChoGRUParams,
     CIFGLSTMParams,
@@ -53,7 +53,14 @@ from jaxrnn.cells import (
 )
 from jaxrnn.cost import count_flops, count_params
 from jaxrnn.interop import from_torch, load_state_dict, state_dict, to_torch
-from jaxrnn.sequence import apply_batched, bidirectional, recurrent, scan, stack
+from jaxrnn.sequence import (
+    apply_batched,
+    bidirectional,
+    pad_sequences,
+    recurrent,
+    scan,
+    stack,
+)
 
 __version__ = "0.1.0"
 
@@ -65,6 +72,7 @@ __all__ = [
     "ClockworkParams",
     "ConditionalCarry",
     "ConditionalParams",
+    "Config",
     "DropoutCarry",
     "GRUParams",
     "IndRNNParams",
@@ -105,6 +113,7 @@ __all__ = [
     "lstm_no_forget",
     "mgu",
     "nn",
+    "pad_sequences",
     "peephole_lstm",
     "recurrent",
     "rnn",

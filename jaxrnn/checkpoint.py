@@ -8,9 +8,12 @@ The payload is ``flax.serialization`` msgpack (no pickle: loading never runs cod
 
 :func:`load_checkpoint` checks the magic, the length and the digest before it decodes,
 so a truncated or corrupted file raises :class:`CheckpointError` (a ``ValueError``)
-with a one-line reason. :func:`save_checkpoint` writes to a temporary file in the same
-directory, flushes and ``fsync``\\ s it, then ``os.replace``\\ s it over the target, so a
-crash mid-write leaves the previous checkpoint intact.
+with a one-line reason naming the file; so does a file whose checksum is valid but
+whose payload is not what :func:`save_checkpoint` writes. :func:`save_checkpoint`
+writes to a temporary file ``.<name>.*.tmp`` in the same directory, flushes and
+``fsync``\\ s it, then ``os.replace``\\ s it over the target, so a crash mid-write leaves
+the previous checkpoint intact; the next save removes the temporary file a killed
+save left behind (saving to one path from two processes at once is not supported).
 
 Typed PRNG keys (``jax.random.key``) are stored as their raw ``key_data`` and wrapped
 again on restore from the template's key implementation.
@@ -18,6 +21,7 @@ again on restore from the template's key implementation.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -62,6 +66,8 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, *, metadata: dict | None
         {"state": state, "metadata": json.dumps(metadata or {}, sort_keys=True)}
     )
     header = _HEADER.pack(MAGIC, VERSION, len(payload), hashlib.sha256(payload).digest())
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # a killed save's
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -101,14 +107,31 @@ def _read_payload(path: Path) -> dict:
     if hashlib.sha256(payload).digest() != digest:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupted: SHA-256 mismatch")
     try:
-        return serialization.msgpack_restore(payload)
+        raw = serialization.msgpack_restore(payload)
     except Exception as e:
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be decoded: {e}") from None
+    if not (isinstance(raw, dict) and set(raw) == {"state", "metadata"}):
+        got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has a valid checksum but not a jaxrnn payload: "
+            f"expected the entries ['metadata', 'state'], got {got}"
+        )
+    try:
+        metadata = json.loads(raw["metadata"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has unreadable metadata (not JSON text): {e}"
+        ) from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has metadata {type(metadata).__name__}, expected a dict"
+        )
+    return {"state": raw["state"], "metadata": metadata}
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata stored with a checkpoint (verified like :func:`load_checkpoint`)."""
-    return json.loads(_read_payload(Path(path))["metadata"])
+    return _read_payload(Path(path))["metadata"]
 
 
 def load_checkpoint(path: str | os.PathLike, target: Any = None) -> tuple[Any, dict]:
@@ -124,19 +147,26 @@ def load_checkpoint(path: str | os.PathLike, target: Any = None) -> tuple[Any, d
     """
     path = Path(path)
     raw = _read_payload(path)
-    metadata = json.loads(raw["metadata"])
+    metadata = raw["metadata"]
     if target is None:
         return raw["state"], metadata
     template = _unwrap_keys(target)
     try:
         tree = serialization.from_state_dict(template, raw["state"])
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} does not fit the template: {e}") from None
     leaves_t, treedef = jax.tree_util.tree_flatten(template)
-    leaves = treedef.flatten_up_to(tree)
+    try:
+        leaves = treedef.flatten_up_to(tree)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit the template: {e}") from None
     out = []
     for want, got, orig in zip(leaves_t, leaves, jax.tree_util.tree_leaves(target)):
-        got = np.asarray(got)
+        got = np.asarray(got) if isinstance(got, (np.ndarray, np.generic, int, float)) else None
+        if got is None:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not fit the template: a leaf is not an array"
+            )
         want_dtype = np.dtype(getattr(want, "dtype", None) or np.result_type(want))
         if np.shape(want) != got.shape or want_dtype != got.dtype:
             raise CheckpointError(

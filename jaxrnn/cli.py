@@ -115,14 +115,23 @@ _positive_int = _int_at_least(1, "positive")
 _nonneg_int = _int_at_least(0, "non-negative")
 
 
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
-    return v
+def _float_above(lo: float, strict: bool, what: str) -> Callable[[str], float]:
+    """An argparse ``type`` accepting finite numbers ``> lo`` (``>= lo`` if not strict)."""
+
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and (v > lo if strict else v >= lo)):
+            raise argparse.ArgumentTypeError(f"expected a {what} number, got {s!r}")
+        return v
+
+    return parse
+
+
+_positive_float = _float_above(0.0, True, "positive")
+_nonneg_float = _float_above(0.0, False, "non-negative finite")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--readout", choices=READOUTS, help="many-to-one readout")
     t.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
     t.add_argument("--lr", type=_positive_float, help="learning rate")
-    t.add_argument("--clip", type=float, help="global-norm clip (0: none)")
+    t.add_argument("--clip", type=_nonneg_float, help="global-norm clip (0: none)")
     t.add_argument("--schedule", choices=("constant", "cosine"))
-    t.add_argument("--steps", type=_nonneg_int, help="optimizer steps")
+    t.add_argument("--steps", type=_positive_int, help="optimizer steps")
     t.add_argument("--batch-size", type=_positive_int)
     t.add_argument("--eval-every", type=_positive_int)
     t.add_argument("--patience", type=_nonneg_int, help="early stopping (evaluations)")
@@ -168,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="override the data directory")
 
     c = sub.add_parser("compare", help="compare gradient methods on the add task")
-    c.add_argument("--methods", default="bptt,tbptt,rtrl,snap1,uoro,rflo")
+    c.add_argument("--methods", default="bptt,tbptt,rtrl,snap1,uoro,rflo", help="comma-separated")
     c.add_argument("--cell", choices=sorted(CELLS), default="rnn")
     c.add_argument("--hidden", type=_positive_int, default=16)
     c.add_argument("--updates", type=_positive_int, default=300)
@@ -200,9 +209,25 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     cfg["data_dir"] = args.data_dir
     cfg["text"] = args.text
     cfg["preset"] = args.preset
-    if cfg["clip"] < 0:
-        raise CLIError(f"--clip must be >= 0, got {cfg['clip']}")
     return cfg
+
+
+def _out_dir(path: str | None, default: str) -> Path:
+    """``--out`` as a directory that exists (created if needed); one-line errors."""
+    out = Path(path or default)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"--out {str(out)!r} cannot be created: {e.strerror or e}") from None
+    return out
+
+
+def _wrote(out: Path, names: list[str]) -> str:
+    """The files of ``names`` that exist in ``out``, as the final report says them."""
+    there = [n for n in names if (out / n).is_file()]
+    return f"wrote {out}/\n  " + (", ".join(there) if there else "(nothing)")
 
 
 def _load_task(cfg: dict[str, Any]):
@@ -253,63 +278,22 @@ def _build(cfg: dict[str, Any], meta: dict[str, Any]):
 
 
 def _method_grad(cfg, model, meta):
-    """A ``(params, batch, key) -> (loss, metrics, grads)`` using a ``jaxrnn.grad`` method."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-
+    """``fit``'s ``grad_fn`` for ``--method`` (:func:`jaxrnn.train.method_grad_fn`)."""
+    from jaxrnn.grad import GRADIENT_METHODS
     from jaxrnn.models import make_cell
-    from jaxrnn.train import gradient_methods
+    from jaxrnn.train import method_grad_fn
 
-    methods = gradient_methods()
     name = cfg["method"]
-    if name not in methods:
-        raise CLIError(f"--method must be one of {sorted(methods)}, got {name!r}")
+    if name not in GRADIENT_METHODS:
+        raise CLIError(f"--method must be one of {sorted(GRADIENT_METHODS)}, got {name!r}")
     if cfg["layers"] != 1 or cfg["bidirectional"] or model.readout not in ("all", "last"):
         raise CLIError(
             f"--method {name} needs one unidirectional layer and readout 'last' or 'all'"
         )
     cell = make_cell(cfg["cell"], meta["input_size"], cfg["hidden"])
-    kind = meta["kind"]
-    O = meta["output_size"]
-
-    def step_loss(head_params, y, target):  # target = (O values, weight)
-        z = model.head(head_params, y)
-        w = target[-1]
-        if kind == "regress":
-            return w * jnp.mean(jnp.square(z - target[:O]))
-        return w * optax.softmax_cross_entropy(z, target[:O])
-
-    opts = {"k": cfg["tbptt_k"]} if name == "tbptt" else {}
-    grad_one = methods[name](cell, step_loss, **opts)
-
-    def targets_of(batch, T):
-        B = batch["x"].shape[0]
-        length = batch.get("length")
-        ln = jnp.full((B,), T) if length is None else jnp.asarray(length)
-        valid = jnp.arange(T)[None, :] < ln[:, None]
-        if kind == "tagging":
-            vals = jax.nn.one_hot(batch["y"], O)
-            w = valid / jnp.sum(valid, axis=1, keepdims=True)
-        else:
-            y = batch["y"]
-            vals = jax.nn.one_hot(y, O) if kind == "classify" else jnp.asarray(y, jnp.float32)
-            vals = jnp.broadcast_to(vals[:, None, :], (B, T, O))
-            w = (jnp.arange(T)[None, :] == ln[:, None] - 1).astype(jnp.float32)
-        return jnp.concatenate([vals.astype(jnp.float32), w[..., None].astype(jnp.float32)], -1)
-
-    def grad_fn(params, batch, key):
-        x = batch["x"]
-        if meta.get("one_hot"):
-            x = jax.nn.one_hot(x, meta["one_hot"])
-        x = jnp.asarray(x, jnp.float32)
-        tg = targets_of(batch, x.shape[1])
-        keys = jax.random.split(key, x.shape[0])
-        loss, grads = jax.vmap(lambda xs, t, k: grad_one(params, xs, t, key=k))(x, tg, keys)
-        grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), grads)
-        return jnp.mean(loss), {}, grads
-
-    return grad_fn
+    return method_grad_fn(
+        model, cell, name, kind=meta["kind"], one_hot=meta.get("one_hot"), k=cfg["tbptt_k"]
+    )
 
 
 def _optimizer(cfg: dict[str, Any]):
@@ -421,8 +405,7 @@ def _train_application(cfg: dict[str, Any], args: argparse.Namespace) -> int:
         for k in ("seed hidden steps lr batch_size cell eval_every layers".split())
         if k in accepted and cfg.get(k) is not None
     }
-    out = Path(args.out or f"runs/{cfg['task']}-{cfg['cell']}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out, f"runs/{cfg['task']}-{cfg['cell']}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"jaxrnn train: task={cfg['task']} " + " ".join(f"{k}={v}" for k, v in kw.items()))
     result = run(**kw, progress=not args.no_progress, checkpoint_path=out / "checkpoint.msgpack")
     summary = {
@@ -451,8 +434,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     meta = data.meta
     model, loss_fn, metric_fn = _build(cfg, meta)
     grad_fn = None if cfg["method"] == "bptt" else _method_grad(cfg, model, meta)
-    out = Path(args.out or f"runs/{cfg['task']}-{cfg['cell']}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out, f"runs/{cfg['task']}-{cfg['cell']}-{time.strftime('%Y%m%d-%H%M%S')}")
     optimizer = _optimizer(cfg)
     key_init, key_train = jax.random.split(jax.random.key(cfg["seed"]))
     params = model.init(key_init)
@@ -500,8 +482,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _write_outputs(out, result.history, f"{cfg['task']} {cfg['cell']}-{cfg['hidden']}")
     print(_report(meta, cfg, final))
     _demo(meta, model, result.params, cfg["seed"])
-    print(f"wall time {wall:.1f} s; wrote {out}/")
-    print("  metrics.json, metrics.csv, checkpoint.msgpack, curves.png, config.json")
+    names = ["metrics.json", "metrics.csv", "checkpoint.msgpack", "curves.png", "config.json"]
+    print(f"wall time {wall:.1f} s; {_wrote(out, names)}")
     return 0
 
 
@@ -524,19 +506,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_metadata(path)  # verify the file before building anything
     except CheckpointError as e:
         raise CLIError(str(e)) from None
-    if not cfg_path.exists():
-        raise CLIError(f"{str(cfg_path)!r} (the run's configuration) does not exist")
-    cfg = json.loads(cfg_path.read_text())["config"]
+    cfg = _run_config(cfg_path)
     if cfg.get("task") in ("number_words", "digit_strips", "digit_captions", "continual_reber"):
         raise CLIError(f"evaluate does not reload {cfg['task']} runs; see {cfg_path}")
     if args.data_dir:
         cfg["data_dir"] = args.data_dir
-    data = _load_task(cfg)
-    model, _, metric_fn = _build(cfg, data.meta)
-    params = model.init(jax.random.key(0))
-    template = TrainState(
-        params, _optimizer(cfg).init(params), jax.numpy.asarray(0, "int32"), jax.random.key(0)
-    )
+    try:
+        data = _load_task(cfg)
+        model, _, metric_fn = _build(cfg, data.meta)
+        params = model.init(jax.random.key(0))
+        opt_state = _optimizer(cfg).init(params)
+    except (KeyError, TypeError, ValueError) as e:
+        what = f"the entry {e}" if isinstance(e, KeyError) else str(e)
+        raise CLIError(f"{str(cfg_path)!r} does not describe a run: {what}") from None
+    template = TrainState(params, opt_state, jax.numpy.asarray(0, "int32"), jax.random.key(0))
     try:
         state, _ = load_checkpoint(path, template)
     except CheckpointError as e:
@@ -546,6 +529,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{path}: step {int(state.step)}")
     print(_report(data.meta, cfg, final))
     return 0
+
+
+def _run_config(cfg_path: Path) -> dict[str, Any]:
+    """The ``config`` entry of a run's ``config.json``; one-line errors naming the file."""
+    if not cfg_path.is_file():
+        raise CLIError(f"{str(cfg_path)!r} (the run's configuration) does not exist")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))["config"]
+    except (ValueError, KeyError, TypeError) as e:
+        why = "no 'config' entry" if isinstance(e, (KeyError, TypeError)) else f"not JSON ({e})"
+        raise CLIError(f"{str(cfg_path)!r} is not a run configuration: {why}") from None
+    from jaxrnn.models import CELLS
+
+    if not isinstance(cfg, dict) or cfg.get("task") not in TASK_DEFAULTS:
+        raise CLIError(f"{str(cfg_path)!r} is not a run configuration: no known 'task'")
+    if cfg.get("cell") not in CELLS:
+        raise CLIError(f"{str(cfg_path)!r} is not a run configuration: no known 'cell'")
+    return cfg
 
 
 # ---------------------------------------------------------------------------- compare
@@ -558,22 +559,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import optax
     from tqdm.auto import tqdm
 
-    from jaxrnn.grad import cosine
+    from jaxrnn.grad import GRADIENT_METHODS, cosine, make_grad_fn
     from jaxrnn.models import linear, make_cell
     from jaxrnn.tasks import ADD_TASK_FLOORS, add_task_stream
-    from jaxrnn.train import gradient_methods
 
-    available = gradient_methods()
-    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [
-        m for m in wanted if m not in available and m not in ("rtrl", "snap1", "uoro", "rflo")
-    ]
-    if unknown:
-        raise CLIError(f"unknown method(s) {unknown}; known: {sorted(available)}")
-    missing = [m for m in wanted if m not in available]
-    methods = [m for m in wanted if m in available]
-    if missing:
-        print(f"jaxrnn compare: skipping {missing} (not available in jaxrnn.grad yet)")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in GRADIENT_METHODS]
+    if unknown or not methods:
+        raise CLIError(f"unknown method(s) {unknown}; known: {sorted(GRADIENT_METHODS)}")
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -589,11 +582,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return optax.softmax_cross_entropy(head_apply(head_params, y), target)
 
     def make(name):
-        opts = {"k": args.tbptt_k} if name == "tbptt" else {}
-        return available[name](cell, step_loss, **opts)
+        return make_grad_fn(name, cell, step_loss, k=args.tbptt_k)
 
-    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(args.out, f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(args.lr))
     rows, curves = [], {}
     for name in methods:
@@ -605,7 +596,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             kc, kh = jax.random.split(jax.random.key(seed))
             params = (cell.init(kc), head_init(kh))
             grad_fn = make(name)
-            ref = available["bptt"](cell, step_loss)
+            ref = make("bptt")
             keys = jax.random.split(jax.random.key(seed + 1), args.updates)
             cos = [
                 cosine(grad_fn(params, xs[i], ys[i], key=keys[i])[1], ref(params, xs[i], ys[i])[1])
@@ -703,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare}[args.command](
             args
         )
-    except (CLIError, ValueError, FileNotFoundError) as e:
+    except (CLIError, ValueError, OSError) as e:
         if os.environ.get("JAXRNN_TRACEBACK"):  # show where the error came from
             raise
         msg = " ".join(str(e).split()) or type(e).__name__

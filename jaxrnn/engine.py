@@ -7,7 +7,7 @@ calls :func:`run`; :func:`scan` is its public, validated form (``jaxrnn.scan``).
 
 For one example ``xs (T, ...)`` and ``t = 0 .. T-1`` (``T-1 .. 0`` with ``reverse``)::
 
-    if reset[t]:  carry = cell.initial_carry(params)     # an episode starts here
+    if reset[t]:  carry = cell.restart(params, carry)    # an episode starts here
     new, y_t = cell.step(params, carry, xs[t])
     carry = new if mask[t] else carry                    # invalid steps change nothing
     y_t   = y_t if mask[t] else 0
@@ -41,29 +41,107 @@ No selects are emitted when neither ``mask`` nor ``reset`` is given.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxrnn.base import Array, Carry, Cell, Params
+from jaxrnn.checks import check_tree
 
 __all__ = [
     "check_carry",
     "check_flags",
     "check_inputs",
+    "check_length",
+    "check_length_values",
+    "check_params",
+    "checked",
     "inert",
     "length_mask",
     "loop",
     "run",
     "scan",
+    "unchecked",
 ]
 
 
 # ----------------------------------------------------------------------------- checks
 
+# Validation happens in Python on static shapes and dtypes, before tracing. Values that
+# are traced (a ``length`` or ``mask`` computed under ``jit``) cannot be read there: by
+# default they are trusted (unchecked, no cost). Inside :func:`checked` the same checks
+# are emitted as ``jax.experimental.checkify`` checks on the traced values.
+_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("jaxrnn_checked", default=False)
+
+
+def checked(fn: Callable) -> Callable:
+    """``fn`` with the checks of traced lengths and masks switched on.
+
+    Returns ``wrapped(*args, **kwargs) -> (error, out)`` as
+    ``jax.experimental.checkify.checkify`` does; ``error.throw()`` raises
+    ``JaxRuntimeError`` naming the bad value (a ``length`` outside ``[1, T]``, a
+    ``mask`` or ``reset`` with values other than 0/1) and ``error.get()`` is ``None``
+    when all is well. ``wrapped`` may itself be jitted::
+
+        err, (output, h_n) = jax.jit(jaxrnn.engine.checked(gru.apply))(p, x, lengths=n)
+        err.throw()
+
+    Without it (the default) traced values are not checked: a length outside
+    ``[1, T]`` is clipped by the mask arithmetic (0 valid steps, or all ``T``) and a
+    mask value other than 0 counts as 1. Concrete values are always checked, in Python.
+    """
+    from jax.experimental import checkify
+
+    inner = checkify.checkify(fn, errors=checkify.user_checks)
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        token = _CHECKED.set(True)
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            _CHECKED.reset(token)
+
+    return wrapped
+
+
+@contextlib.contextmanager
+def unchecked():
+    """Trace without the checks of :func:`checked` (around calls of cached jitted
+    functions, whose compiled form must not depend on the mode)."""
+    token = _CHECKED.set(False)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def _traced_check(pred: Callable[[], Array], message: str, **values) -> None:
+    """``checkify.check(pred(), ...)`` inside :func:`checked`; nothing at all (not even
+    the comparison) outside it."""
+    if _CHECKED.get():
+        from jax.experimental import checkify
+
+        checkify.check(pred(), message, **values)
+
 
 def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+    return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(x))
+
+
+def _as_array(value, name: str):
+    """Lists and tuples (of numbers or of traced scalars) as one array."""
+    if isinstance(value, (list, tuple)):
+        try:
+            return jnp.asarray(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an array of numbers, got {value!r}") from None
+    return value
 
 
 def check_inputs(xs, input_size: int | None, name: str = "xs") -> None:
@@ -83,29 +161,62 @@ def check_inputs(xs, input_size: int | None, name: str = "xs") -> None:
 
 
 def check_carry(carry, expected, name: str = "carry") -> None:
-    """Raise ``ValueError`` unless ``carry`` has the structure and shapes of ``expected``."""
-    want = jax.tree_util.tree_structure(expected)
-    got = jax.tree_util.tree_structure(carry)
-    if want != got:
-        raise ValueError(f"{name} must have the structure {want}, got {got}")
-    for a, b in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected)):
-        if jnp.shape(a) != jnp.shape(b):
-            shapes = jax.tree_util.tree_map(jnp.shape, expected)
-            raise ValueError(f"{name} must have shapes {shapes}, got {jnp.shape(a)} in a leaf")
+    """Raise ``ValueError`` unless ``carry`` has the structure, shapes and dtypes of
+    ``expected`` (e.g. ``jax.eval_shape(cell.initial_carry, params)``)."""
+    check_tree(name, carry, expected, what="a carry")
 
 
-def _check_length(length, T: int) -> None:
+@functools.lru_cache(maxsize=512)
+def _params_template_cached(cell: Cell):
+    return _params_template(cell)
+
+
+def _params_template(cell: Cell):
+    try:
+        return jax.eval_shape(lambda: cell.init(jax.random.key(0)))  # nothing leaks into a trace
+    except Exception:  # an init that cannot be traced: nothing to compare against
+        return None
+
+
+def check_params(cell: Cell, params, name: str = "params") -> None:
+    """Raise ``ValueError`` unless ``params`` has the structure and shapes of
+    ``cell.init``'s (dtypes may differ: parameters may be cast)."""
+    template = _params_template_cached(cell) if _hashable(cell) else _params_template(cell)
+    if template is not None:
+        check_tree(name, params, template, dtypes=False, what="the cell's params")
+
+
+def check_length(length, T: int, name: str = "length"):
+    """A scalar integer ``length`` in ``[1, T]``, as an array; ``ValueError`` otherwise
+    (a traced value is checked only inside :func:`checked`)."""
+    length = _as_array(length, name)
     if jnp.ndim(length) != 0:
         raise ValueError(
-            f"length must be a scalar integer in [1, {T}], got shape {jnp.shape(length)}"
+            f"{name} must be a scalar integer in [1, {T}], got shape {jnp.shape(length)}"
         )
     if not jnp.issubdtype(jnp.result_type(length), jnp.integer):
-        raise ValueError(f"length must be an integer, got dtype {jnp.result_type(length)}")
-    if _is_concrete(length) and not 1 <= int(length) <= T:
-        raise ValueError(f"length must be in [1, {T}], got {int(length)}")
+        raise ValueError(f"{name} must be an integer, got dtype {jnp.result_type(length)}")
+    return check_length_values(length, T, name)
 
 
-def check_flags(name: str, flags, T: int) -> None:
+def check_length_values(lengths, T: int, name: str = "lengths"):
+    """Every entry of integer ``lengths`` in ``[1, T]``: in Python when concrete, with
+    ``checkify`` inside :func:`checked` when traced; returns ``lengths``."""
+    if _is_concrete(lengths):
+        v = np.asarray(lengths)
+        if v.size and (v.min() < 1 or v.max() > T):
+            shown = v.tolist() if v.size <= 16 else f"values from {v.min()} to {v.max()}"
+            raise ValueError(f"{name} must be in [1, {T}] (T = {T}), got {shown}")
+    else:
+        ok = lambda: jnp.all((lengths >= 1) & (lengths <= T))  # noqa: E731
+        _traced_check(ok, f"{name} must be in [1, {T}], got {{v}}", v=lengths)
+    return lengths
+
+
+def check_flags(name: str, flags, T: int):
+    """``flags (T,)`` boolean or 0/1 numbers (a ``mask`` or ``reset``); returns them as
+    an array. ``ValueError`` otherwise (traced values: inside :func:`checked` only)."""
+    flags = _as_array(flags, name)
     if jnp.shape(flags) != (T,):
         raise ValueError(
             f"{name} must have shape ({T},) (one flag per step), got {jnp.shape(flags)}"
@@ -113,10 +224,15 @@ def check_flags(name: str, flags, T: int) -> None:
     dtype = jnp.result_type(flags)
     if not (jnp.issubdtype(dtype, jnp.bool_) or jnp.issubdtype(dtype, jnp.number)):
         raise ValueError(f"{name} must be boolean (or 0/1), got dtype {dtype}")
-    if _is_concrete(flags) and not jnp.issubdtype(dtype, jnp.bool_):
-        v = np.asarray(flags)
-        if not np.all((v == 0) | (v == 1)):
-            raise ValueError(f"{name} must contain only 0/1 (or False/True)")
+    if not jnp.issubdtype(dtype, jnp.bool_):
+        if _is_concrete(flags):
+            v = np.asarray(flags)
+            if not np.all((v == 0) | (v == 1)):
+                raise ValueError(f"{name} must contain only 0/1 (or False/True)")
+        else:
+            ok = lambda: jnp.all((flags == 0) | (flags == 1))  # noqa: E731
+            _traced_check(ok, f"{name} must contain only 0/1 (or False/True), got {{v}}", v=flags)
+    return flags
 
 
 def _check_dtype(xs, carry) -> None:
@@ -218,7 +334,10 @@ def run(
         xs = inert(xs, mask)
     if reset is not None:
         reset = _resets(reset, mask, reverse)
-        reset_carry = cell.initial_carry(params)
+        if cell.reset is None:
+            reset_carry = cell.initial_carry(params)
+        else:
+            fused = False  # the restart depends on the carry: only the step path has it
     if fused and cell.sequence is not None and isinstance(xs, jax.Array):
         return cell.sequence(
             params,
@@ -238,7 +357,7 @@ def run(
     def body(c, inp):
         x, m, r = inp
         if r is not None:
-            c = _select(r, reset_carry, c)
+            c = _select(r, cell.restart(params, c) if reset_carry is None else reset_carry, c)
         new, y = step(params, c, x)
         if m is not None:
             new = _select(m, new, c)
@@ -310,7 +429,8 @@ def scan(
         their original positions and the padding at the end, as with PyTorch's packed
         sequences. The returned carry is the one after step ``0``.
       reset: optional boolean ``(T,)``; ``reset[t]`` marks the start of a new episode
-        at ``t``: the carry is replaced by ``cell.initial_carry(params)`` just before
+        at ``t``: the carry is replaced by ``cell.restart(params, carry)``
+        (``cell.initial_carry(params)`` unless the cell defines ``reset``) just before
         step ``t`` (forward) or just after step ``t`` (``reverse``, where ``t-1`` comes
         next), so no information crosses the boundary in either direction.
       unroll: passed to ``jax.lax.scan`` (``True`` unrolls fully).
@@ -321,24 +441,30 @@ def scan(
       ``(carry, ys)`` with ``ys (T, output_size)``.
 
     Raises:
-      ValueError: a bad ``xs`` dtype, ``length``, ``mask`` or ``reset`` (in Python,
-        before tracing).
+      ValueError: ``xs`` not ``(T, input_size)`` or of another dtype than the carry,
+        ``params`` not the cell's, a ``carry`` of another structure, shape or dtype
+        than ``initial_carry(params)``, a bad ``length``, ``mask`` or ``reset`` (in
+        Python, before tracing; traced lengths and masks: see :func:`checked`).
     """
+    check_inputs(xs, cell.input_size)
     T = xs.shape[0]
+    check_params(cell, params)
     if carry is None:
         carry = cell.initial_carry(params)
+    else:
+        check_carry(carry, jax.eval_shape(cell.initial_carry, params))
     _check_dtype(xs, carry)
     if length is not None:
-        _check_length(length, T)
+        length = check_length(length, T)
         lm = length_mask(length, T)
     if mask is not None:
-        check_flags("mask", mask, T)
+        mask = check_flags("mask", mask, T)
         mask = jnp.asarray(mask).astype(bool)
         mask = mask if length is None else mask & lm
     elif length is not None:
         mask = lm
     if reset is not None:
-        check_flags("reset", reset, T)
+        reset = check_flags("reset", reset, T)
     kwargs = dict(mask=mask, reset=reset, reverse=bool(reverse), unroll=unroll)
     kwargs.update(hoist=hoist, fused=fused)
     fn = _run_jit if _hashable(cell) else run

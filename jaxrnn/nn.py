@@ -71,13 +71,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.base import Array, Carry, Cell, Layer, Params, PRNGKey
+from jaxrnn.base import Array, Carry, Cell, Layer, Params, PRNGKey, configured
 from jaxrnn.cells import LSTMCarry, gru, lstm, rnn
+from jaxrnn.checks import (
+    check_bool,
+    check_float_dtype,
+    check_nonneg_int,
+    check_positive_int,
+    shape_str,
+)
+from jaxrnn.engine import _as_array, check_length_values, unchecked
 from jaxrnn.sequence import apply_batched, bidirectional, check_dropout, recurrent, stack
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
 
+@configured("one_direction")
 def _one_direction(cell: Cell) -> Layer:
     """``recurrent(cell)`` with params and carry wrapped in 1-tuples ``(forward,)``.
 
@@ -100,55 +109,49 @@ def _one_direction(cell: Cell) -> Layer:
     return Layer(init, initial_carry, apply, inner.input_size, inner.output_size)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
-
-
-def _shape_str(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+_shape_str = shape_str
 
 
 @dataclasses.dataclass(frozen=True)
 class _RNNBase:
     """Shared machinery of :class:`RNN`, :class:`GRU` and :class:`LSTM` (not public)."""
 
-    _name: ClassVar[str] = ""
+    # What differs between the classes is data, not branches: the names of the parts of
+    # hx (``("h_0",)``; LSTM ``("h_0", "c_0")``), whether proj_size may be positive, and
+    # how the parts make a cell's carry (_join) and back (_split).
+    _hx_names: ClassVar[tuple[str, ...]] = ("h_0",)
+    _projections: ClassVar[bool] = False
+
+    @staticmethod
+    def _join(parts: tuple) -> Carry:
+        return parts[0]
+
+    @staticmethod
+    def _split(carry: Carry) -> tuple:
+        return (carry,)
+
+    def _hx_widths(self) -> tuple[int, ...]:
+        return (self.output_size,)
 
     def __post_init__(self) -> None:
-        _check_positive_int("input_size", self.input_size)
-        _check_positive_int("hidden_size", self.hidden_size)
-        _check_positive_int("num_layers", self.num_layers)
-        _check_bool("bias", self.bias)
-        _check_bool("batch_first", self.batch_first)
-        _check_bool("bidirectional", self.bidirectional)
-        p = self.proj_size
-        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0:
-            raise ValueError(f"proj_size must be a non-negative integer, got {p!r}")
         # Normalise NumPy scalars to Python ones (hashable, accepted by the cell factories).
-        for name in ("input_size", "hidden_size", "num_layers", "proj_size"):
-            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("input_size", "hidden_size", "num_layers"):
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
+        object.__setattr__(self, "proj_size", check_nonneg_int("proj_size", self.proj_size))
         for name in ("bias", "batch_first", "bidirectional"):
-            object.__setattr__(self, name, bool(getattr(self, name)))
+            object.__setattr__(self, name, check_bool(name, getattr(self, name)))
         object.__setattr__(self, "dropout", check_dropout(self.dropout))
         p = self.proj_size
-        if p and self._name != "LSTM":
+        if p and not self._projections:
             raise ValueError(
-                f"proj_size is only supported for LSTM, not {self._name}; got proj_size={p}"
+                f"proj_size is only supported for LSTM, not {type(self).__name__}; "
+                f"got proj_size={p}"
             )
         if p >= self.hidden_size:
             raise ValueError(
                 f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {p}"
             )
-        dtype = jnp.dtype(self.dtype)
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise ValueError(f"dtype must be a floating dtype, got {dtype}")
-        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "dtype", check_float_dtype("dtype", self.dtype))
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout only acts between stacked layers, so it has no effect with "
@@ -171,6 +174,11 @@ class _RNNBase:
         object.__setattr__(
             self, "_param_shapes", jax.eval_shape(self._layer.init, jax.random.key(0))
         )
+
+    def __reduce__(self):
+        # The compiled function and cells are rebuilt from the configuration.
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return _rebuild, (type(self), fields)
 
     # ---------------------------------------------------------------- configuration
 
@@ -218,10 +226,8 @@ class _RNNBase:
         """
         b = () if batch_size is None else (batch_size,)
         n = self.num_layers * self.num_directions
-        h = jnp.zeros((n, *b, self.output_size), self.dtype)
-        if self._name == "LSTM":
-            return h, jnp.zeros((n, *b, self.hidden_size), self.dtype)
-        return h
+        parts = tuple(jnp.zeros((n, *b, w), self.dtype) for w in self._hx_widths())
+        return parts[0] if len(parts) == 1 else parts
 
     def _check_params(self, params: Params) -> None:
         want = jax.tree_util.tree_structure(self._param_shapes)
@@ -266,54 +272,50 @@ class _RNNBase:
             T, B = (shape[1], shape[0]) if self.batch_first else (shape[0], shape[1])
         if T < 1:
             raise ValueError(f"x must have at least one time step, got {_shape_str(shape)}")
-        if B is not None and B < 1:
-            raise ValueError(f"x must have a batch of at least one, got {_shape_str(shape)}")
-        return T, B
+        return T, B  # B = 0 is an empty batch: empty outputs, as in torch
 
-    def _check_state(self, name: str, a, width: int, B: int | None) -> None:
+    def _check_state(self, name: str, a, width: int, B: int | None, dtype) -> None:
         n = self.num_layers * self.num_directions
         want = (n, width) if B is None else (n, B, width)
         shape = getattr(a, "shape", None)
-        dtype = getattr(a, "dtype", None)
-        if shape is None or dtype is None:
+        if shape is None or getattr(a, "dtype", None) is None:
             raise ValueError(f"{name} must be an array of shape {_shape_str(want)}, got {a!r}")
         if tuple(shape) != want:
             layout = "(num_layers*D, H)" if B is None else "(num_layers*D, B, H)"
             raise ValueError(
                 f"{name} must have shape {_shape_str(want)} = {layout}, got {_shape_str(shape)}"
             )
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise ValueError(f"{name} must have a floating dtype, got {dtype}")
+        if a.dtype != dtype:
+            raise ValueError(f"{name} must have dtype {dtype} (that of params), got {a.dtype}")
 
-    def _hx_to_carry(self, hx, B: int | None) -> Carry:
+    def _hx_to_carry(self, hx, B: int | None, dtype) -> Carry:
         """``h_0`` (and ``c_0``) in PyTorch layout -> nested carry ``[k][d]``."""
-        if self._name == "LSTM":
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                raise ValueError(f"hx must be a pair (h_0, c_0) for LSTM, got {type(hx).__name__}")
-            h0, c0 = hx
-            self._check_state("h_0", h0, self.output_size, B)
-            self._check_state("c_0", c0, self.hidden_size, B)
+        names = self._hx_names
+        if len(names) == 1:
+            parts = (hx,)
+        elif isinstance(hx, (tuple, list)) and len(hx) == len(names):
+            parts = tuple(hx)
         else:
-            h0, c0 = hx, None
-            self._check_state("h_0", h0, self.output_size, B)
+            raise ValueError(
+                f"hx must be a tuple ({', '.join(names)}) for {type(self).__name__}, "
+                f"got {type(hx).__name__}"
+            )
+        for name, a, width in zip(names, parts, self._hx_widths()):
+            self._check_state(name, a, width, B, dtype)
         D = self.num_directions
-        carry = []
-        for k in range(self.num_layers):
-            dirs = []
-            for d in range(D):
-                i = k * D + d
-                dirs.append(h0[i] if c0 is None else LSTMCarry(h0[i], c0[i]))
-            carry.append(tuple(dirs))
-        return tuple(carry)
+        return tuple(
+            tuple(self._join(tuple(a[k * D + d] for a in parts)) for d in range(D))
+            for k in range(self.num_layers)
+        )
 
     def _carry_to_hx(self, carry: Carry):
         """Nested carry ``[k][d]`` -> ``h_n`` (and ``(h_n, c_n)``) in PyTorch layout."""
-        flat = [c for layer in carry for c in layer]
-        if self._name == "LSTM":
-            return jnp.stack([c.h for c in flat]), jnp.stack([c.c for c in flat])
-        return jnp.stack(flat)
+        flat = [self._split(c) for layer in carry for c in layer]
+        parts = tuple(jnp.stack(p) for p in zip(*flat))
+        return parts[0] if len(parts) == 1 else parts
 
     def _check_lengths(self, lengths, T: int, B: int | None):
+        lengths = _as_array(lengths, "lengths")
         if not hasattr(lengths, "shape"):
             lengths = np.asarray(lengths)
         want = () if B is None else (B,)
@@ -322,11 +324,7 @@ class _RNNBase:
             raise ValueError(f"lengths must have {what}, got shape {_shape_str(lengths.shape)}")
         if not jnp.issubdtype(lengths.dtype, jnp.integer):
             raise ValueError(f"lengths must have an integer dtype, got {lengths.dtype}")
-        if not isinstance(lengths, jax.core.Tracer):
-            v = np.asarray(lengths)
-            if v.size and (v.min() < 1 or v.max() > T):
-                raise ValueError(f"lengths must be in [1, {T}] (T = {T}), got {v.tolist()}")
-        return jnp.asarray(lengths)
+        return jnp.asarray(check_length_values(lengths, T, "lengths"))
 
     def apply(
         self,
@@ -358,10 +356,14 @@ class _RNNBase:
         """
         T, B = self._check_x(x)
         self._check_params(params)
-        carry = None if hx is None else self._hx_to_carry(hx, B)
+        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        if x.dtype != dtype:
+            raise ValueError(f"x must have dtype {dtype} (that of params), got {x.dtype}")
+        carry = None if hx is None else self._hx_to_carry(hx, B, dtype)
         if lengths is not None:
             lengths = self._check_lengths(lengths, T, B)
-        return self._run(params, x, carry, lengths, key)
+        with unchecked():  # the compiled function is the same in and out of checked()
+            return self._run(params, x, carry, lengths, key)
 
     __call__ = apply
 
@@ -398,8 +400,6 @@ class RNN(_RNNBase):
     ``apply(params, x, h_0=None, *, lengths=None, key=None) -> (output, h_n)``; see the
     module docstring for shapes.
     """
-
-    _name: ClassVar[str] = "RNN"
 
     input_size: int
     hidden_size: int
@@ -468,8 +468,6 @@ class GRU(_GatedBase):
     ``apply(params, x, h_0=None, *, lengths=None, key=None) -> (output, h_n)``.
     """
 
-    _name: ClassVar[str] = "GRU"
-
     def _make_cell(self, in_size: int) -> Cell:
         return gru(in_size, self.hidden_size, bias=self.bias, dtype=self.dtype)
 
@@ -496,9 +494,19 @@ class LSTM(_GatedBase):
     -> (output, (h_n, c_n))``; ``h`` has width ``P`` (if ``P > 0``) and ``c`` width ``H``.
     """
 
-    _name: ClassVar[str] = "LSTM"
+    _hx_names: ClassVar[tuple[str, ...]] = ("h_0", "c_0")
+    _projections: ClassVar[bool] = True
+    _join = staticmethod(lambda parts: LSTMCarry(*parts))
+    _split = staticmethod(lambda carry: (carry.h, carry.c))
+
+    def _hx_widths(self) -> tuple[int, ...]:
+        return (self.output_size, self.hidden_size)
 
     def _make_cell(self, in_size: int) -> Cell:
         return lstm(
             in_size, self.hidden_size, proj_size=self.proj_size, bias=self.bias, dtype=self.dtype
         )
+
+
+def _rebuild(cls, fields: dict):
+    return cls(**fields)

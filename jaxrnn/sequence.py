@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.base import Array, Carry, Cell, Layer, Params, PRNGKey
-from jaxrnn.engine import _is_concrete, check_carry, check_inputs, scan
+from jaxrnn.base import Array, Carry, Cell, Layer, Params, PRNGKey, configured
+from jaxrnn.checks import check_probability
+from jaxrnn.engine import _as_array, check_carry, check_inputs, check_length_values, scan
 
 __all__ = [
     "apply_batched",
@@ -28,6 +29,7 @@ __all__ = [
     "check_carry",
     "check_dropout",
     "check_inputs",
+    "pad_sequences",
     "recurrent",
     "scan",
     "stack",
@@ -37,6 +39,7 @@ __all__ = [
 # ----------------------------------------------------------------------------- layers
 
 
+@configured("recurrent")
 def recurrent(cell: Cell, *, reverse: bool = False, unroll: int | bool = 1) -> Layer:
     """Lift ``cell`` to a :class:`~jaxrnn.Layer` over whole sequences (see :func:`scan`).
 
@@ -45,10 +48,7 @@ def recurrent(cell: Cell, *, reverse: bool = False, unroll: int | bool = 1) -> L
     """
 
     def apply(params, xs, carry=None, *, length=None, mask=None, reset=None, key=None):
-        del key
-        check_inputs(xs, cell.input_size)
-        if carry is not None:
-            check_carry(carry, jax.eval_shape(cell.initial_carry, params))
+        del key  # scan validates xs, params, carry, length, mask and reset
         return scan(
             cell,
             params,
@@ -72,6 +72,7 @@ _MERGES: dict[str, Callable[[Array, Array], Array]] = {
 }
 
 
+@configured("bidirectional")
 def bidirectional(
     forward: Cell,
     backward: Cell | None = None,
@@ -96,8 +97,14 @@ def bidirectional(
             f"got {backward.input_size}"
         )
     merge_fn = _MERGES.get(merge) if isinstance(merge, str) else merge
-    if merge_fn is None:
+    if merge_fn is None or not callable(merge_fn):
         raise ValueError(f"merge must be one of {sorted(_MERGES)} or a callable, got {merge!r}")
+    if merge in ("sum", "mean", "mul") and forward.output_size != backward.output_size:
+        raise ValueError(
+            f"merge={merge!r} needs equal output sizes, got forward.output_size="
+            f"{forward.output_size} and backward.output_size={backward.output_size} "
+            "(use merge='concat')"
+        )
     if merge == "concat":
         out = None
         if forward.output_size is not None and backward.output_size is not None:
@@ -115,6 +122,11 @@ def bidirectional(
         return (fwd.initial_carry(params[0]), bwd.initial_carry(params[1]))
 
     def apply(params, xs, carry=None, *, length=None, mask=None, reset=None, key=None):
+        if not (isinstance(params, tuple) and len(params) == 2):
+            raise ValueError(
+                "params must be a pair (forward_params, backward_params), got "
+                f"{type(params).__name__}"
+            )
         if carry is None:
             carry = initial_carry(params)
         elif not (isinstance(carry, tuple) and len(carry) == 2):
@@ -131,24 +143,25 @@ def _as_layer(x: Layer | Cell) -> Layer:
 
 
 def _dropout(key: PRNGKey, rate: float, y: Array) -> Array:
+    if rate == 1.0:  # everything dropped (torch accepts p = 1): no 1/(1 - p)
+        return jnp.zeros_like(y)
     keep = jax.random.bernoulli(key, 1.0 - rate, y.shape)
     return jnp.where(keep, y / (1.0 - rate), jnp.zeros_like(y))
 
 
 def check_dropout(dropout: float) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    return float(dropout)
+    """A dropout probability in ``[0, 1]`` (``1`` drops everything, as in torch)."""
+    return check_probability("dropout", dropout)
 
 
+@configured("stack")
 def stack(*layers: Layer | Cell, dropout: float = 0.0) -> Layer:
     """Stack layers: the outputs of layer ``k`` are the inputs of layer ``k+1``.
 
     With ``dropout > 0`` and a ``key`` passed to ``apply``, inverted dropout (each
     element kept with probability ``1 - dropout`` and scaled by ``1/(1 - dropout)``) is
-    applied to the outputs of every layer except the last, as in ``torch.nn.LSTM``.
+    applied to the outputs of every layer except the last, as in ``torch.nn.LSTM``
+    (``dropout = 1`` zeroes them).
     Without a key no dropout is applied (evaluation mode).
 
     Cells are lifted with :func:`recurrent`. Params and carry are tuples with one entry
@@ -173,6 +186,11 @@ def stack(*layers: Layer | Cell, dropout: float = 0.0) -> Layer:
         return tuple(layer.initial_carry(p) for layer, p in zip(layers, params))
 
     def apply(params, xs, carry=None, *, length=None, mask=None, reset=None, key=None):
+        if not (isinstance(params, tuple) and len(params) == len(layers)):
+            raise ValueError(
+                f"params must be a tuple with one entry per layer ({len(layers)}), "
+                f"got {type(params).__name__}"
+            )
         if carry is None:
             carry = initial_carry(params)
         elif not (isinstance(carry, tuple) and len(carry) == len(layers)):
@@ -213,19 +231,32 @@ def apply_batched(
     one key per example.
     Returns ``carry`` with leaves ``(*batch, ...)`` and ``ys (*batch, T, output_size)``.
     """
-    if jnp.ndim(xs) < 2:
-        raise ValueError(f"xs must have shape (*batch, T, input_size), got {jnp.shape(xs)}")
+    if not hasattr(xs, "shape") or jnp.ndim(xs) < 2:
+        raise ValueError(
+            f"xs must be an array of shape (*batch, T, input_size), got {np.shape(xs)}"
+        )
     batch = tuple(xs.shape[:-2])
-    if length is not None and jnp.shape(length) != batch:
-        raise ValueError(f"length must have shape {batch}, got {jnp.shape(length)}")
+    T = xs.shape[-2]
+    length, mask, reset = (
+        None if a is None else _as_array(a, name)
+        for a, name in ((length, "length"), (mask, "mask"), (reset, "reset"))
+    )
+    if length is not None:
+        if jnp.shape(length) != batch:
+            raise ValueError(f"length must have shape {batch}, got {jnp.shape(length)}")
+        if not jnp.issubdtype(jnp.result_type(length), jnp.integer):
+            raise ValueError(f"length must be integers, got dtype {jnp.result_type(length)}")
+        check_length_values(length, T, "length")
     for name, flags in (("mask", mask), ("reset", reset)):
-        if flags is not None and jnp.shape(flags) != (*batch, xs.shape[-2]):
-            want = (*batch, xs.shape[-2])
-            raise ValueError(f"{name} must have shape {want}, got {jnp.shape(flags)}")
-    if length is not None and _is_concrete(length):
-        lengths = np.asarray(length)
-        if lengths.size and (lengths.min() < 1 or lengths.max() > xs.shape[-2]):
-            raise ValueError(f"length must be in [1, {xs.shape[-2]}], got {lengths}")
+        if flags is not None and jnp.shape(flags) != (*batch, T):
+            raise ValueError(f"{name} must have shape {(*batch, T)}, got {jnp.shape(flags)}")
+    if carry is not None:
+        for path, leaf in jax.tree_util.tree_leaves_with_path(carry):
+            if tuple(jnp.shape(leaf)[: len(batch)]) != batch:
+                raise ValueError(
+                    f"carry{jax.tree_util.keystr(path)} must have leading batch dimensions "
+                    f"{batch} (those of xs {tuple(xs.shape)}), got shape {jnp.shape(leaf)}"
+                )
     n = int(np.prod(batch))
     flat = lambda a, k: None if a is None else a.reshape((n, *a.shape[k:]))  # noqa: E731
     x2 = flat(xs, len(batch))
@@ -242,3 +273,51 @@ def apply_batched(
     c_out, ys = jax.vmap(one, in_axes=axes)(x2, c2, l2, m2, r2, k2)
     unflat = lambda a: a.reshape((*batch, *a.shape[1:]))  # noqa: E731
     return jax.tree_util.tree_map(unflat, c_out), unflat(ys)
+
+
+def pad_sequences(
+    sequences, *, batch_first: bool = False, padding_value: float = 0.0
+) -> tuple[Array, Array]:
+    """A list of variable-length arrays as one padded batch and its lengths.
+
+    ``sequences[b]`` has shape ``(L_b, *feature)`` (the same ``feature`` shape and a
+    common dtype for all); the result is ``padded (T, B, *feature)`` (``(B, T,
+    *feature)`` with ``batch_first``) with ``T = max_b L_b``, ``padded[:L_b, b] =
+    sequences[b]`` and ``padding_value`` elsewhere, and ``lengths (B,)`` int32: what
+    ``torch.nn.utils.rnn.pad_sequence`` returns, plus the lengths that
+    ``pack_padded_sequence`` would be given. Feed them to :mod:`jaxrnn.nn` layers as
+    ``layer.apply(params, padded, lengths=lengths)`` (or to :func:`apply_batched` with
+    ``batch_first=True``). Runs on the host (NumPy), before any tracing.
+
+    Raises:
+      ValueError: an empty list, a non-array entry, a 0-d entry, or differing feature
+        shapes (naming the entry).
+    """
+    if isinstance(sequences, (str, bytes)) or not isinstance(sequences, (list, tuple)):
+        raise ValueError(f"sequences must be a list of arrays, got {type(sequences).__name__}")
+    if not sequences:
+        raise ValueError("sequences must be a non-empty list of arrays")
+    arrays = []
+    for b, seq in enumerate(sequences):
+        if isinstance(seq, jax.core.Tracer):
+            raise ValueError(f"sequences[{b}] is traced; pad_sequences runs before jax.jit")
+        a = np.asarray(seq)
+        if a.dtype == object or a.ndim < 1:
+            raise ValueError(
+                f"sequences[{b}] must be an array of shape (L, *feature), got {np.shape(seq)}"
+            )
+        if arrays and a.shape[1:] != arrays[0].shape[1:]:
+            raise ValueError(
+                f"sequences[{b}] has feature shape {a.shape[1:]}, expected "
+                f"{arrays[0].shape[1:]} (that of sequences[0])"
+            )
+        arrays.append(a)
+    dtype = np.result_type(*arrays)
+    lengths = np.array([len(a) for a in arrays], np.int32)
+    T = int(lengths.max())
+    out = np.full((len(arrays), T, *arrays[0].shape[1:]), padding_value, dtype)
+    for b, a in enumerate(arrays):
+        out[b, : len(a)] = a
+    if not batch_first:
+        out = np.swapaxes(out, 0, 1)
+    return jnp.asarray(out), jnp.asarray(lengths)

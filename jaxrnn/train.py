@@ -13,10 +13,10 @@
 - :func:`fit`: the loop, with a tqdm bar, periodic evaluation, a metrics history, early
   stopping and atomic checkpoints (:mod:`jaxrnn.checkpoint`) of params, optimizer state,
   step and PRNG key; ``resume=True`` continues bit-identically.
-- :func:`gradient_methods`: the registry of :mod:`jaxrnn.grad`'s sequence-gradient
-  methods, ``factory(cell, step_loss, **options) -> grad_fn`` with
-  ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, key=None) ->
-  (loss, (cell_grads, head_grads))``, so every method is called the same way.
+- :func:`gradient_methods`: :mod:`jaxrnn.grad`'s registry of sequence-gradient methods
+  as ``factory(cell, step_loss, **options) -> grad_fn`` with the common call
+  ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, mask=None,
+  key=None) -> (loss, (cell_grads, head_grads))``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from jaxrnn import grad as _grad
 from jaxrnn.base import Array, Params, PRNGKey
 from jaxrnn.checkpoint import load_checkpoint, save_checkpoint
+from jaxrnn.checks import check_bool, check_finite, check_nonneg_int, check_positive_int
 
 __all__ = [
     "OPTIMIZERS",
@@ -49,6 +50,7 @@ __all__ = [
     "gradient_methods",
     "make_optimizer",
     "make_train_step",
+    "method_grad_fn",
 ]
 
 Batch = Mapping[str, Any]
@@ -79,15 +81,18 @@ def make_optimizer(
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    learning_rate = check_finite("learning_rate", learning_rate, positive=True)
+    if clip_norm is not None:
+        clip_norm = check_finite("clip_norm", clip_norm)
+        if clip_norm < 0:
+            raise ValueError(f"clip_norm must be a positive number, 0 or None, got {clip_norm}")
+    if decay_steps is not None:
+        decay_steps = check_nonneg_int("decay_steps", decay_steps)
     lr = learning_rate
     if decay_steps:
         lr = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=0.01)
     opt = OPTIMIZERS[name](lr)
     if clip_norm:
-        if clip_norm < 0:
-            raise ValueError(f"clip_norm must be positive or None, got {clip_norm}")
         return optax.chain(optax.clip_by_global_norm(clip_norm), opt)
     return opt
 
@@ -158,8 +163,7 @@ def batch_sampler(
     ``np.random.default_rng([seed, e]).permutation(N)``; the remainder is dropped.
     """
     n = _num_examples(data)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_positive_int("batch_size", batch_size)
     if batch_size > n:
         raise ValueError(
             f"batch_size must be at most the number of examples ({n}), got {batch_size}"
@@ -228,6 +232,18 @@ class EarlyStopping(NamedTuple):
     min_delta: float = 0.0
     restore_best: bool = True
 
+    def check(self) -> EarlyStopping:
+        """Raise ``ValueError`` on a bad field (:func:`fit` calls it before training)."""
+        if not isinstance(self.metric, str):
+            raise ValueError(f"early_stopping.metric must be a str, got {self.metric!r}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"early_stopping.mode must be 'max' or 'min', got {self.mode!r}")
+        check_positive_int("early_stopping.patience", self.patience)
+        if check_finite("early_stopping.min_delta", self.min_delta) < 0:
+            raise ValueError(f"early_stopping.min_delta must be >= 0, got {self.min_delta}")
+        check_bool("early_stopping.restore_best", self.restore_best)
+        return self
+
 
 class FitResult(NamedTuple):
     """``fit``'s result: final (or best) params, optimizer state, history and state."""
@@ -293,7 +309,8 @@ def fit(
       optimizer: an ``optax.GradientTransformation`` (default: :func:`default_optimizer`).
       eval_fn: ``params -> dict`` of metrics, called every ``eval_every`` steps and at
         the end; the record is added to the history with the mean training loss.
-      early_stopping: an :class:`EarlyStopping` on a metric of ``eval_fn``.
+      early_stopping: an :class:`EarlyStopping` on a metric of ``eval_fn``; ``eval_fn``
+        is called once before training to check that it reports that metric.
       checkpoint_path: file for :mod:`jaxrnn.checkpoint`; written every
         ``checkpoint_every`` steps (if > 0) and at the end.
       resume: continue from ``checkpoint_path`` if it exists; since batches and keys
@@ -305,12 +322,17 @@ def fit(
     Returns:
       :class:`FitResult`.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if early_stopping is not None and early_stopping.mode not in ("max", "min"):
-        raise ValueError(f"early_stopping.mode must be 'max' or 'min', got {early_stopping.mode!r}")
-    if early_stopping is not None and (eval_fn is None or eval_every <= 0):
-        raise ValueError("early_stopping needs eval_fn and eval_every > 0")
+    steps = check_nonneg_int("steps", steps)
+    eval_every = check_nonneg_int("eval_every", eval_every)
+    checkpoint_every = check_nonneg_int("checkpoint_every", checkpoint_every)
+    if early_stopping is not None:
+        if not isinstance(early_stopping, EarlyStopping):
+            raise ValueError(
+                f"early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}"
+            )
+        early_stopping.check()
+        if eval_fn is None or eval_every <= 0:
+            raise ValueError("early_stopping needs eval_fn and eval_every > 0")
     optimizer = default_optimizer() if optimizer is None else optimizer
     sample = data if callable(data) else batch_sampler(data, batch_size, data_seed)
     train_step = make_train_step(loss_fn, optimizer, grad_fn=grad_fn)
@@ -327,6 +349,14 @@ def fit(
         bad_evals = meta.get("bad_evals", 0)
         if early_stopping is not None and early_stopping.restore_best and best is not None:
             best_params = state.params if meta.get("best_is_current") else None
+    if early_stopping is not None and int(state.step) < steps:
+        # The metric must be one eval_fn reports: ask it once now, not after training.
+        keys = {"train_loss", *eval_fn(state.params)}
+        if early_stopping.metric not in keys:
+            raise ValueError(
+                f"early_stopping.metric {early_stopping.metric!r} is not a metric of eval_fn "
+                f"(it returns {sorted(keys)})"
+            )
 
     def save(st: TrainState):
         if checkpoint_path is not None:
@@ -415,35 +445,79 @@ def fit(
 # ------------------------------------------------------------------- gradient methods
 
 
-STOCHASTIC_METHODS = ("uoro",)
-
-
-def _with_key(factory: Callable[..., Callable], stochastic: bool) -> Callable[..., Callable]:
-    """Give every ``grad_fn`` the keyword ``key`` (used by stochastic methods only)."""
-
-    def make(cell, step_loss, **options):
-        fn = factory(cell, step_loss, **options)
-
-        def grad_fn(params, xs, targets, carry0=None, *, key=None):
-            if stochastic:
-                if key is None:
-                    raise ValueError("this gradient method is stochastic: pass key=")
-                return fn(params, xs, targets, carry0, key=key)
-            return fn(params, xs, targets, carry0)
-
-        return grad_fn
-
-    return make
-
-
 def gradient_methods() -> dict[str, Callable[..., Callable]]:
     """Name -> ``factory(cell, step_loss, **options) -> grad_fn`` for every method of
-    :mod:`jaxrnn.grad` (``bptt``, ``tbptt`` (option ``k``), ``rtrl``, ``snap1``, ``uoro``,
-    ``rflo``).
+    :mod:`jaxrnn.grad` (its registry, :data:`jaxrnn.grad.GRADIENT_METHODS`: ``bptt``,
+    ``tbptt`` (option ``k``), ``rtrl``, ``snap1``, ``uoro``, ``rflo``).
 
-    ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, key=None) ->
-    (loss, (cell_grads, head_grads))``; ``key`` is required by stochastic methods
-    (UORO) and ignored by the others, so every method can be called the same way.
+    ``grad_fn((cell_params, head_params), xs, targets, carry0=None, *, mask=None,
+    key=None) -> (loss, (cell_grads, head_grads))``; ``key`` is required by stochastic
+    methods (UORO) and ignored by the others, so every method is called the same way.
     """
-    names = ("bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo")
-    return {n: _with_key(getattr(_grad, n), n in STOCHASTIC_METHODS) for n in names}
+    return {name: m.grad_fn for name, m in _grad.GRADIENT_METHODS.items()}
+
+
+def method_grad_fn(
+    model,
+    cell,
+    method: str,
+    *,
+    kind: str,
+    one_hot: int | None = None,
+    **options,
+) -> Callable[[Params, Batch, PRNGKey], tuple[Array, dict, Params]]:
+    """``fit``'s ``grad_fn`` for a one-cell :func:`jaxrnn.models.sequence_model` trained
+    with a method of :mod:`jaxrnn.grad` (``jaxrnn train --method``).
+
+    The model's loss becomes a per-step loss of the head (``readout "all"``: every valid
+    step, weighted ``1/L``; ``"last"``: the last valid step), the method's ``grad_fn``
+    runs per example under ``vmap`` (one key each) and the gradients are averaged over
+    the batch. ``kind`` is ``"classify"``, ``"tagging"`` or ``"regress"``; ``one_hot``:
+    token inputs to one-hot encode; ``options`` go to the method (those it takes).
+
+    Raises:
+      ValueError: an unknown ``method``, or a model that is not one layer read out
+        ``"all"`` or ``"last"``.
+    """
+    if model.readout not in ("all", "last"):
+        raise ValueError(
+            f"method {method!r} needs a model read out 'last' or 'all', got {model.readout!r}"
+        )
+    O = model.output_size
+
+    def step_loss(head_params, y, target):  # target = (O values, weight)
+        z = model.head(head_params, y)
+        w = target[-1]
+        if kind == "regress":
+            return w * jnp.mean(jnp.square(z - target[:O]))
+        return w * optax.softmax_cross_entropy(z, target[:O])
+
+    grad_one = _grad.make_grad_fn(method, cell, step_loss, **options)
+
+    def targets_of(batch, T):
+        B = batch["x"].shape[0]
+        length = batch.get("length")
+        ln = jnp.full((B,), T) if length is None else jnp.asarray(length)
+        valid = jnp.arange(T)[None, :] < ln[:, None]
+        if kind == "tagging":
+            vals = jax.nn.one_hot(batch["y"], O)
+            w = valid / jnp.sum(valid, axis=1, keepdims=True)
+        else:
+            y = batch["y"]
+            vals = jax.nn.one_hot(y, O) if kind == "classify" else jnp.asarray(y, jnp.float32)
+            vals = jnp.broadcast_to(vals[:, None, :], (B, T, O))
+            w = (jnp.arange(T)[None, :] == ln[:, None] - 1).astype(jnp.float32)
+        return jnp.concatenate([vals.astype(jnp.float32), w[..., None].astype(jnp.float32)], -1)
+
+    def grad_fn(params, batch, key):
+        x = batch["x"]
+        if one_hot:
+            x = jax.nn.one_hot(x, one_hot)
+        x = jnp.asarray(x, jnp.float32)
+        tg = targets_of(batch, x.shape[1])
+        keys = jax.random.split(key, x.shape[0])
+        loss, grads = jax.vmap(lambda xs, t, k: grad_one(params, xs, t, key=k))(x, tg, keys)
+        grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, axis=0), grads)
+        return jnp.mean(loss), {}, grads
+
+    return grad_fn

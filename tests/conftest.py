@@ -48,16 +48,13 @@ class Case:
     - ``elman``: Elman-type (a parameter reaches one carry entry per step, output in the
       carry): ``rflo`` accepts it and RFLO(alpha=1) == TBPTT(1). Otherwise ``rflo`` must
       refuse it.
-    - ``full``: the representative of its structure (its carry and the sparsity of its
-      influence ``d carry / d params``): it also runs the costly items, namely the
-      semantics (reverse, resets, masks under hypothesis, forward mode) and the
-      approximate gradient methods (tests/test_grad_approx.py). The other cases share
-      their structure with a full one (``lstm_nobias``, ``peephole_lstm``,
-      ``cifg_lstm`` and ``lstm_no_forget`` with ``lstm``; ``mgu`` with ``cho_gru``;
-      ``layer_norm_lstm`` its carry with ``lstm`` and its dense one-step Jacobian with
-      ``cho_gru``) and differ
-      in their equations, which the NumPy/torch references, ``check_grads`` and
-      RTRL == BPTT check on every case.
+    - ``full``: also runs the costly items, namely the semantics (reverse, resets, masks
+      under hypothesis, forward mode) and the approximate gradient methods
+      (tests/test_grad_approx.py). Every cell of its own is full; ``False`` is kept for
+      configuration variants of a full cell that change no structure the costly items
+      exercise (``rnn_relu``, ``*_nobias``, ``lstm_proj``, the peephole LSTM with a
+      linear projection): their equations are still checked by the NumPy/torch
+      references, ``check_grads`` and RTRL == BPTT.
     - ``inputs``: ``(key, T, dtype) -> xs`` when inputs have structure (trees).
     """
 
@@ -160,7 +157,6 @@ CELL_CASES = {
         lambda dt: jaxrnn.peephole_lstm(I, H, dtype=dt),
         LSTM_N + 3 * H,
         R.peephole_lstm(),
-        full=False,
     ),
     "peephole_lstm_linear_proj": Case(
         lambda dt: jaxrnn.peephole_lstm(
@@ -170,17 +166,16 @@ CELL_CASES = {
         R.peephole_lstm(lambda c: c),
         full=False,
     ),
-    "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm, full=False),
+    "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm),
     "lstm_no_forget": Case(
-        lambda dt: jaxrnn.lstm_no_forget(I, H, dtype=dt), GRU_N, R.lstm_no_forget, full=False
+        lambda dt: jaxrnn.lstm_no_forget(I, H, dtype=dt), GRU_N, R.lstm_no_forget
     ),
     "cho_gru": Case(lambda dt: jaxrnn.cho_gru(I, H, dtype=dt), GRU_N, R.cho_gru),
-    "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu, full=False),
+    "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu),
     "layer_norm_lstm": Case(
         lambda dt: jaxrnn.layer_norm_lstm(I, H, dtype=dt),
         4 * H * (I + H) + 18 * H + 4 * H,
         R.layer_norm_lstm(1e-5),
-        full=False,
     ),
     "clockwork_rnn": Case(
         lambda dt: jaxrnn.clockwork_rnn(I, CW_H, num_modules=3, dtype=dt),

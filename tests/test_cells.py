@@ -200,6 +200,9 @@ def test_reverse_equals_flipped_forward(full_case):
 
 
 def test_reset_flags_restart_the_carry(full_case):
+    """Resets equal the episodes run one after another, each from ``cell.restart`` of
+    the carry the previous episode left (``initial_carry`` unless the cell keeps, e.g.,
+    a key across episodes)."""
     _, case = full_case
     cell, params, xs = _setup(case)
     reset = jnp.zeros((T,), bool).at[2].set(True).at[4].set(True)
@@ -209,11 +212,13 @@ def test_reset_flags_restart_the_carry(full_case):
     def run(p, x):
         out = {}
         for rev in (False, True):  # reverse: each episode is read backwards on its own
+            pieces, carry = {}, cell.initial_carry(p)
+            for a, b in episodes[::-1] if rev else episodes:
+                carry, pieces[a] = jaxrnn.scan(cell, p, x[a:b], carry, reverse=rev)
+                carry = cell.restart(p, carry)
             out[rev] = (
                 jaxrnn.scan(cell, p, x, reset=reset, reverse=rev)[1],
-                jnp.concatenate(
-                    [jaxrnn.scan(cell, p, x[a:b], reverse=rev)[1] for a, b in episodes]
-                ),
+                jnp.concatenate([pieces[a] for a, _ in episodes]),
             )
         return out
 

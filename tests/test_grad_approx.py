@@ -279,3 +279,20 @@ def test_rflo_matches_murray_update_in_numpy():
     np.testing.assert_allclose(out.w_hh, gh, rtol=1e-12)
     np.testing.assert_allclose(out.b_ih, gb, rtol=1e-12)
     np.testing.assert_allclose(out.b_hh, gb, rtol=1e-12)
+
+
+def test_rflo_treats_the_initial_carry_as_a_constant():
+    """With a learned c_0, RFLO(1) equals TBPTT(1) on the cell's own parameters and gives
+    c_0 no gradient, while TBPTT(1) differentiates c_0 in its first window (README)."""
+    from gradhelpers import mse_loss, problem
+
+    cell = jaxrnn.learned_initial_state(jaxrnn.rnn(3, 4, dtype=jnp.float64))
+    params, xs, targets = problem(cell, T=5)
+    params = (params[0]._replace(carry0=params[0].carry0 + 0.5), params[1])
+    loss_r, g_r = G.rflo(cell, mse_loss, alpha=1.0)(params, xs, targets)
+    loss_t, g_t = G.tbptt(cell, mse_loss, 1)(params, xs, targets)
+    np.testing.assert_allclose(loss_r, loss_t, rtol=1e-13)
+    np.testing.assert_array_equal(g_r[0].carry0, 0.0)
+    assert float(jnp.max(jnp.abs(g_t[0].carry0))) > 1e-3
+    for a, b in zip(jax.tree.leaves((g_r[0].cell, g_r[1])), jax.tree.leaves((g_t[0].cell, g_t[1]))):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

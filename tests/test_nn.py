@@ -195,9 +195,9 @@ def test_unbatched_equals_batch_of_one_and_the_underlying_layer():
         (lambda: nn.GRU(I, H, num_layers=1.5), "num_layers must be a positive integer"),
         (lambda: nn.LSTM(0, H), "input_size must be a positive integer"),
         (lambda: nn.RNN(I, -1), "hidden_size must be a positive integer"),
-        (lambda: nn.LSTM(I, H, num_layers=2, dropout=1.0), r"dropout must be in \[0, 1\)"),
-        (lambda: nn.GRU(I, H, num_layers=2, dropout=-0.1), r"dropout must be in \[0, 1\)"),
-        (lambda: nn.RNN(I, H, dropout="0.5"), r"dropout must be a number in \[0, 1\)"),
+        (lambda: nn.LSTM(I, H, num_layers=2, dropout=1.5), r"dropout must be a number in \[0, 1\]"),
+        (lambda: nn.GRU(I, H, num_layers=2, dropout=-0.1), r"dropout must be a number in \[0, 1\]"),
+        (lambda: nn.RNN(I, H, dropout="0.5"), r"dropout must be a number in \[0, 1\]"),
         (lambda: nn.LSTM(I, H, proj_size=H), r"proj_size must be smaller than hidden_size \(4\)"),
         (lambda: nn.LSTM(I, H, proj_size=-1), "proj_size must be a non-negative integer"),
         (lambda: nn.GRU(I, H, proj_size=2), "proj_size is only supported for LSTM, not GRU"),
@@ -239,7 +239,7 @@ XB = jnp.zeros((B, T, I))
         # h_0 / c_0
         (
             lambda f: f(LSTM2, PARAMS_LSTM2, X, jnp.zeros((4, B, P))),
-            r"hx must be a pair \(h_0, c_0\)",
+            r"hx must be a tuple \(h_0, c_0\)",
         ),
         (
             lambda f: f(LSTM2, PARAMS_LSTM2, X, (jnp.zeros((2, B, P)), jnp.zeros((4, B, H)))),
@@ -259,7 +259,7 @@ XB = jnp.zeros((B, T, I))
         ),
         (
             lambda f: f(GRU1, PARAMS_GRU1, XB, jnp.zeros((1, B, H), jnp.int32)),
-            "h_0 must have a floating dtype",
+            "h_0 must have dtype float64",
         ),
         # lengths: range, batch size, dtype
         (

@@ -206,3 +206,35 @@ def test_learned_initial_state_is_trained_by_bptt_and_rtrl_and_keeps_the_diagona
 def test_bad_wrapper_arguments_raise(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda c: jaxrnn.zoneout(c, 0.4, cell_rate=0.3),
+        lambda c: jaxrnn.variational_dropout(c, input_rate=0.4, recurrent_rate=0.3),
+    ],
+    ids=["zoneout", "variational_dropout"],
+)
+def test_a_reset_restarts_the_state_and_keeps_the_key(wrap):
+    """Resets inside one scan equal the episodes run one after another by hand, each
+    from the wrapped cell's initial state with the key (and counter) carried over; and
+    the regulariser stays random after the reset (it differs from the keyless run)."""
+    T, cut = 8, 3
+    cell = jaxrnn.stack_cells(wrap(jaxrnn.lstm(3, 4, dtype=F64)), jaxrnn.gru(4, 4, dtype=F64))
+    params = cell.init(jax.random.key(1))
+    xs = jax.random.normal(jax.random.key(2), (T, 3), F64)
+    zc = wrap(jaxrnn.lstm(3, 4, dtype=F64))
+    carry = (zc.initial_carry(params[0], key=jax.random.key(3)), cell.initial_carry(params)[1])
+    reset = jnp.zeros(T, bool).at[cut].set(True)
+    _, ys = jaxrnn.scan(cell, params, xs, carry, reset=reset)
+
+    c_mid, ys_a = jaxrnn.scan(cell, params, xs[:cut], carry)
+    fresh = jaxrnn.lstm(3, 4, dtype=F64).initial_carry(params[0])
+    restarted = (c_mid[0]._replace(state=fresh), cell.initial_carry(params)[1])
+    _, ys_b = jaxrnn.scan(cell, params, xs[cut:], restarted)
+    np.testing.assert_allclose(ys, jnp.concatenate([ys_a, ys_b]), rtol=0, atol=1e-12)
+
+    keyless = (zc.initial_carry(params[0]), cell.initial_carry(params)[1])
+    _, ys_keyless = jaxrnn.scan(cell, params, xs, keyless, reset=reset)
+    assert np.abs(np.asarray(ys[cut:] - ys_keyless[cut:])).max() > 1e-3

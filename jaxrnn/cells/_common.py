@@ -5,14 +5,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxrnn.checks import (  # noqa: F401 - the cells' checks, one copy in jaxrnn.checks
+    check_cell,
+    check_finite,
+    check_float_dtype,
+    check_positive_int,
+    check_proj_size,
+    check_rate,
+)
 from jaxrnn.initializers import Initializer, pytorch_default
-
-
-def check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
 
 _NONLINEARITIES = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -22,13 +23,6 @@ def nonlinearity_fn(nonlinearity: str):
     if nonlinearity not in _NONLINEARITIES:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     return _NONLINEARITIES[nonlinearity]
-
-
-def check_float_dtype(name: str, dtype) -> jnp.dtype:
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"{name} must be a floating dtype, got {dtype}")
-    return dtype
 
 
 def gated_weights(
@@ -74,30 +68,14 @@ def affine(w_ih, b_ih, w_hh, b_hh, x, h):
     return gi, gh
 
 
-def check_rate(name: str, value: object) -> float:
-    """A probability in ``[0, 1)`` (dropout and zoneout rates); ``ValueError`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
-
-
-def check_proj_size(proj_size: object, hidden_size: int) -> int:
-    """``0`` (no projection) or ``0 < proj_size < hidden_size``; ``ValueError`` otherwise."""
-    if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
-        raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
-    if proj_size >= hidden_size:
-        raise ValueError(
-            f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}"
-        )
-    return proj_size
-
-
-def check_cell(name: str, cell: object):
-    from jaxrnn.base import Cell
-
-    if not isinstance(cell, Cell):
-        raise ValueError(f"{name} must be a jaxrnn.Cell, got {type(cell).__name__}")
-    return cell
+def check_forget_bias(forget_bias: object, bias: bool) -> float | None:
+    """``None`` or a finite number, and only with ``bias=True``; ``ValueError`` otherwise."""
+    if forget_bias is None:
+        return None
+    forget_bias = check_finite("forget_bias", forget_bias)
+    if not bias:
+        raise ValueError("forget_bias needs bias=True")
+    return forget_bias
 
 
 def set_forget_bias(w: dict, block: slice, forget_bias: float | None) -> dict:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int, gated_weights
 from jaxrnn.initializers import Initializer
 
@@ -26,6 +26,7 @@ class ChoGRUParams(NamedTuple):
     b_hh: jax.Array | None
 
 
+@configured("cho_gru")
 def cho_gru(
     input_size: int,
     hidden_size: int,

@@ -7,10 +7,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import (
     affine,
     check_float_dtype,
+    check_forget_bias,
     check_positive_int,
     gated_weights,
     set_forget_bias,
@@ -32,6 +33,7 @@ class CIFGLSTMParams(NamedTuple):
     b_hh: jax.Array | None
 
 
+@configured("cifg_lstm")
 def cifg_lstm(
     input_size: int,
     hidden_size: int,
@@ -77,8 +79,7 @@ def cifg_lstm(
     check_positive_int("input_size", input_size)
     check_positive_int("hidden_size", hidden_size)
     dtype = check_float_dtype("dtype", dtype)
-    if forget_bias is not None and not bias:
-        raise ValueError("forget_bias needs bias=True")
+    forget_bias = check_forget_bias(forget_bias, bias)
     H = hidden_size
 
     def init(key):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int, nonlinearity_fn
 from jaxrnn.initializers import Initializer, pytorch_default
 
@@ -41,6 +41,7 @@ class ClockworkCarry(NamedTuple):
     t: jax.Array
 
 
+@configured("clockwork_rnn")
 def clockwork_rnn(
     input_size: int,
     hidden_size: int,

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_cell, check_float_dtype, check_positive_int
 
 _ACTIVATIONS = {None: lambda a: a, "tanh": jnp.tanh}
@@ -97,6 +97,7 @@ class ConditionalCarry(NamedTuple):
     started: jax.Array
 
 
+@configured("conditional")
 def conditional(cell: Cell, cond_size: int, *, activation: str | None = None) -> Cell:
     r"""Conditional RNN: ``cell`` with its initial state computed from a conditioning
     vector ``z`` by a learned map (seed 000's "conditional RNN"; image captioning's

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int, gated_weights
 from jaxrnn.cells._fused import Gated, GatedWeights, gated_cell
 from jaxrnn.initializers import Initializer
@@ -26,6 +26,7 @@ class GRUParams(NamedTuple):
     b_hh: jax.Array | None
 
 
+@configured("gru")
 def gru(
     input_size: int,
     hidden_size: int,

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int, nonlinearity_fn
 from jaxrnn.initializers import Initializer, pytorch_default
 
@@ -23,6 +23,7 @@ class IndRNNParams(NamedTuple):
     b: jax.Array | None
 
 
+@configured("indrnn")
 def indrnn(
     input_size: int,
     hidden_size: int,

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.cells.lstm import LSTMCarry
 from jaxrnn.initializers import Initializer, pytorch_default
@@ -40,6 +40,7 @@ def layer_norm(z, gamma, beta, eps):
     return gamma * (z - mu) / jnp.sqrt(var + eps) + beta
 
 
+@configured("layer_norm_lstm")
 def layer_norm_lstm(
     input_size: int,
     hidden_size: int,

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_cell
 
 
@@ -19,6 +19,7 @@ class LearnedStateParams(NamedTuple):
     carry0: Any
 
 
+@configured("learned_initial_state")
 def learned_initial_state(cell: Cell, *, carry_init=None) -> Cell:
     r"""``cell`` with its initial carry learned as a parameter (what Keras users get
     with a trainable initial state and Flax users with ``carry_init``).

@@ -7,8 +7,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
-from jaxrnn.cells._common import check_float_dtype, check_positive_int, gated_weights
+from jaxrnn.base import Cell, configured
+from jaxrnn.cells._common import (
+    check_float_dtype,
+    check_forget_bias,
+    check_positive_int,
+    check_proj_size,
+    gated_weights,
+    set_forget_bias,
+)
 from jaxrnn.cells._fused import Gated, GatedWeights, gated_cell
 from jaxrnn.initializers import Initializer, pytorch_default
 
@@ -35,6 +42,7 @@ class LSTMCarry(NamedTuple):
     c: jax.Array
 
 
+@configured("lstm")
 def lstm(
     input_size: int,
     hidden_size: int,
@@ -86,14 +94,8 @@ def lstm(
     check_positive_int("input_size", input_size)
     check_positive_int("hidden_size", hidden_size)
     dtype = check_float_dtype("dtype", dtype)
-    if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
-        raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
-    if proj_size >= hidden_size:
-        raise ValueError(
-            f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}"
-        )
-    if forget_bias is not None and not bias:
-        raise ValueError("forget_bias needs bias=True")
+    proj_size = check_proj_size(proj_size, hidden_size)
+    forget_bias = check_forget_bias(forget_bias, bias)
     H = hidden_size
     R = proj_size or hidden_size
 
@@ -111,9 +113,7 @@ def lstm(
             recurrent_init=recurrent_init,
             bias_init=bias_init,
         )
-        if forget_bias is not None:
-            w["b_ih"] = w["b_ih"].at[H : 2 * H].set(forget_bias)
-            w["b_hh"] = w["b_hh"].at[H : 2 * H].set(0.0)
+        w = set_forget_bias(w, slice(H, 2 * H), forget_bias)
         w_hr = None
         if proj_size:
             w_hr = (proj_init or pytorch_default(H))(k_r, (proj_size, H), dtype)

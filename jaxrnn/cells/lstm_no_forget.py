@@ -7,9 +7,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import (
     affine,
+    check_finite,
     check_float_dtype,
     check_positive_int,
     gated_weights,
@@ -32,6 +33,7 @@ class LSTMNoForgetParams(NamedTuple):
     b_hh: jax.Array | None
 
 
+@configured("lstm_no_forget")
 def lstm_no_forget(
     input_size: int,
     hidden_size: int,
@@ -83,8 +85,10 @@ def lstm_no_forget(
     check_positive_int("input_size", input_size)
     check_positive_int("hidden_size", hidden_size)
     dtype = check_float_dtype("dtype", dtype)
-    if input_bias is not None and not bias:
-        raise ValueError("input_bias needs bias=True")
+    if input_bias is not None:
+        input_bias = check_finite("input_bias", input_bias)
+        if not bias:
+            raise ValueError("input_bias needs bias=True")
     H = hidden_size
 
     def init(key):

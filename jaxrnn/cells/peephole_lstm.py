@@ -7,10 +7,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import (
     affine,
     check_float_dtype,
+    check_forget_bias,
     check_positive_int,
     check_proj_size,
     gated_weights,
@@ -41,6 +42,7 @@ class PeepholeLSTMParams(NamedTuple):
     w_hr: jax.Array | None
 
 
+@configured("peephole_lstm")
 def peephole_lstm(
     input_size: int,
     hidden_size: int,
@@ -105,8 +107,7 @@ def peephole_lstm(
         raise ValueError(
             f"output_activation must be 'tanh' or 'identity', got {output_activation!r}"
         )
-    if forget_bias is not None and not bias:
-        raise ValueError("forget_bias needs bias=True")
+    forget_bias = check_forget_bias(forget_bias, bias)
     sigma_h = _OUTPUT_ACTIVATIONS[output_activation]
     H = hidden_size
     R = proj_size or hidden_size

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import (
     check_float_dtype,
     check_positive_int,
@@ -30,6 +30,7 @@ class RNNParams(NamedTuple):
     b_hh: jax.Array | None
 
 
+@configured("rnn")
 def rnn(
     input_size: int,
     hidden_size: int,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import jax
 
-from jaxrnn.base import Cell, Projection
+from jaxrnn.base import Cell, Projection, configured
 
 __all__ = ["stack_cells"]
 
 
+@configured("stack_cells")
 def stack_cells(*cells: Cell) -> Cell:
     r"""One cell made of ``cells`` applied in series within each time step.
 
@@ -84,6 +85,12 @@ def stack_cells(*cells: Cell) -> Cell:
                 new.append(c)
             return tuple(new), ys
 
+    reset = None
+    if any(cell.reset is not None for cell in cells):
+
+        def reset(params, carry):
+            return tuple(cell.restart(p, c) for cell, p, c in zip(cells, params, carry))
+
     return Cell(
         init,
         initial_carry,
@@ -92,4 +99,5 @@ def stack_cells(*cells: Cell) -> Cell:
         cells[-1].output_size,
         projection=projection,
         sequence=sequence,
+        reset=reset,
     )

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int, gated_weights
 from jaxrnn.initializers import Initializer
 
@@ -39,6 +39,7 @@ class TreeLSTMCarry(NamedTuple):
     t: jax.Array
 
 
+@configured("child_sum_tree_lstm")
 def child_sum_tree_lstm(
     input_size: int,
     hidden_size: int,

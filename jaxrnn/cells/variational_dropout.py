@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell, PRNGKey
+from jaxrnn.base import Cell, PRNGKey, configured
 from jaxrnn.cells._common import check_cell, check_rate
 
 
@@ -27,6 +27,7 @@ def _mask(key, rate, shape, dtype):
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
 
 
+@configured("variational_dropout")
 def variational_dropout(
     cell: Cell, *, input_rate: float = 0.0, recurrent_rate: float = 0.0
 ) -> Cell:
@@ -53,8 +54,9 @@ def variational_dropout(
     variant (their LSTM experiments also use one mask per gate).
 
     The key comes through the carry: ``initial_carry(params, key=None)``. Without a key
-    (also :func:`jaxrnn.scan`'s default carry, and after a ``reset``) the masks are ones
-    and the cell equals ``cell`` exactly. To train, draw the masks per sequence and pass
+    (also :func:`jaxrnn.scan`'s default carry) the masks are ones and the cell equals
+    ``cell`` exactly. A ``reset`` flag restarts the wrapped cell's state and keeps the
+    sequence's masks (``Cell.reset``). To train, draw the masks per sequence and pass
     the carry::
 
         cell = jaxrnn.variational_dropout(jaxrnn.lstm(8, 32), input_rate=0.25, recurrent_rate=0.25)
@@ -105,4 +107,7 @@ def variational_dropout(
         state, y = cell.step(params, carry.state, x * carry.input_mask)
         return carry._replace(state=state), y
 
-    return Cell(cell.init, initial_carry, step, cell.input_size, cell.output_size)
+    def reset(params, carry):  # a new episode restarts the state and keeps the masks
+        return carry._replace(state=cell.restart(params, carry.state))
+
+    return Cell(cell.init, initial_carry, step, cell.input_size, cell.output_size, reset=reset)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell, PRNGKey
+from jaxrnn.base import Cell, PRNGKey, configured
 from jaxrnn.cells._common import carry_field, check_cell, check_rate
 
 _COUNTER_CYCLE = 2.0**24  # the counter stays an exact integer in float32
@@ -24,6 +24,7 @@ class ZoneoutCarry(NamedTuple):
     t: jax.Array
 
 
+@configured("zoneout")
 def zoneout(cell: Cell, rate: float, *, cell_rate: float | None = None) -> Cell:
     r"""Zoneout (Krueger et al., ICLR 2017): at each step each unit keeps its previous
     value with probability ``rate`` instead of taking the new one.
@@ -43,8 +44,9 @@ def zoneout(cell: Cell, rate: float, *, cell_rate: float | None = None) -> Cell:
 
     The key comes through the carry: ``initial_carry(params, key=None)``. With a key
     the masks are random, a different one at every step (drawn from the key and the
-    step index, so a run is reproducible). Without a key (also :func:`jaxrnn.scan`'s
-    default carry and after a ``reset``) nothing is random: the wrapper uses the
+    step index, so a run is reproducible). A ``reset`` flag restarts the wrapped cell's
+    state and keeps the key and counter (``Cell.reset``). Without a key (also
+    :func:`jaxrnn.scan`'s default carry) nothing is random: the wrapper uses the
     expectation, :math:`h_t = z h_{t-1} + (1 - z) \tilde h_t`, Krueger et al.'s rule
     at test time; with ``rate = cell_rate = 0`` it is ``cell`` exactly. The parameters
     are the wrapped cell's own; the key and counter sit in the carry as constants for
@@ -108,4 +110,7 @@ def zoneout(cell: Cell, rate: float, *, cell_rate: float | None = None) -> Cell:
         t = jnp.mod(jnp.round(carry.t) + 1, jnp.asarray(_COUNTER_CYCLE, carry.t.dtype))
         return carry._replace(state=new, t=t), fields[0][2](new)
 
-    return Cell(cell.init, initial_carry, step, cell.input_size, cell.output_size)
+    def reset(params, carry):  # a new episode restarts the state and keeps the key
+        return carry._replace(state=cell.restart(params, carry.state))
+
+    return Cell(cell.init, initial_carry, step, cell.input_size, cell.output_size, reset=reset)

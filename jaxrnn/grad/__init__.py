@@ -24,23 +24,41 @@ diagonal rtrl  exact, online              O(P)          O(P)             element
 =============  =========================  ============  ===============  ===================
 """
 
+from jaxrnn.grad._common import FlatCell, ForwardMethod, forward_grad_fn
 from jaxrnn.grad.bptt import bptt, sequence_loss, tbptt
 from jaxrnn.grad.diagnostics import cosine, hidden_grad_norms, relative_error
-from jaxrnn.grad.diagonal import check_diagonal
+from jaxrnn.grad.diagonal import DiagonalContext, check_diagonal
 from jaxrnn.grad.online import METHODS, OnlineLearner, OnlineState, online
-from jaxrnn.grad.rflo import rflo
+from jaxrnn.grad.registry import (
+    GRADIENT_METHODS,
+    GradientMethod,
+    gradient_method,
+    make_grad_fn,
+)
+from jaxrnn.grad.rflo import RFLOContext, rflo
 from jaxrnn.grad.rtrl import rtrl
-from jaxrnn.grad.snap import snap1
-from jaxrnn.grad.uoro import uoro
+from jaxrnn.grad.snap import SnapContext, snap1
+from jaxrnn.grad.uoro import UOROTrace, uoro
 
 __all__ = [
+    "GRADIENT_METHODS",
     "METHODS",
+    "DiagonalContext",
+    "FlatCell",
+    "ForwardMethod",
+    "GradientMethod",
     "OnlineLearner",
     "OnlineState",
+    "RFLOContext",
+    "SnapContext",
+    "UOROTrace",
     "bptt",
     "check_diagonal",
     "cosine",
+    "forward_grad_fn",
+    "gradient_method",
     "hidden_grad_norms",
+    "make_grad_fn",
     "online",
     "relative_error",
     "rflo",

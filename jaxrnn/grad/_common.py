@@ -31,19 +31,18 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell
+from jaxrnn.checks import check_positive_int  # noqa: F401 - re-exported to the methods
 from jaxrnn.engine import check_carry, check_flags, check_inputs, loop
 
 StepLoss = Callable[[Any, jax.Array, Any], jax.Array]
 GradFn = Callable[..., tuple[jax.Array, tuple[Any, Any]]]
+GRAD_FN_DOC = """``grad_fn((cell_params, head_params), xs (T, I), targets (T, ...), carry0=None, *,
+mask=None, key=None) -> (loss, (cell_grads, head_grads))``: every method of
+:mod:`jaxrnn.grad` has this call; ``mask (T,)`` 0/1 drops steps, ``key`` is required by
+stochastic methods (UORO) and ignored by the others."""
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def check_params_pair(params) -> tuple[Any, Any]:
@@ -225,29 +224,54 @@ def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, see
 # --------------------------------------------------------------------- method driver
 
 
-class Method(NamedTuple):
-    """A forward-mode gradient method: a trace carried beside the carry.
+class ForwardMethod(NamedTuple):
+    r"""The protocol of a forward-mode gradient method: a *trace* carried beside the carry.
 
-    - ``init(ctx, theta, c0, M0 | None, key) -> trace``
-    - ``history(ctx, trace, g_c, g_y) -> (P,)``: the part of ``dL_t/dtheta`` that flows
-      through ``c_{t-1}`` (``g_c M_{t-1}`` exactly, or its approximation).
-    - ``update(ctx, theta, c, x, trace, key) -> trace`` (``M_{t-1} -> M_t``).
-    - ``prepare(cell, fc, theta, c, x) -> ctx``: static per-trace context (patterns).
-    - ``current(ctx, trace_new, g_y) -> (P,) | None`` (optional): the whole
-      ``dL_t/dtheta`` from the *updated* trace, for methods defined with
-      ``delta_t = dL_t/dc_t`` on the new carry (SnAp-1, RFLO); ``None`` means "use
-      ``g_imm + history``".
+    Every forward-mode method (exact RTRL, element-wise RTRL, SnAp-1, UORO, RFLO) is
+    the recursion of the module docstring, ``M_t = D_t M_{t-1} + I_t``, with the
+    influence ``M`` held exactly or approximated by the method's trace. A method is
+    four pure functions of named types (each method declares its ``Context`` and
+    ``Trace`` NamedTuples or arrays):
+
+    - ``prepare(cell, fc: FlatCell, theta (P,), c (S,), x) -> Context``: static facts
+      for one trace (sparsity patterns, index maps); runs while tracing.
+    - ``init(ctx, theta, c, M0 (S, P) | None, key | None) -> Trace``: the trace at
+      ``t = 0``; ``M0 = d c_0 / d theta`` when the initial carry depends on the
+      parameters (``None``: zero influence).
+    - ``update(ctx, theta, c_{t-1}, x_t, trace_{t-1}, key | None) -> trace_t``: one
+      step of the recursion (``M_{t-1} -> M_t``).
+    - the gradient of ``L_t``, by one of:
+
+      - ``history(ctx, trace_{t-1}, g_c (S,), g_y) -> (P,)``: the part of
+        ``dL_t/dtheta`` that flows through ``c_{t-1}`` (``g_c M_{t-1}``, exactly or
+        approximately); the driver adds the immediate gradient (``c_{t-1}`` held
+        fixed). Methods defined on the incoming carry use it (RTRL, UORO).
+      - ``current(ctx, trace_t, g_y) -> (P,) | None``: the whole ``dL_t/dtheta``
+        from the *updated* trace, for methods defined with ``delta_t = dL_t/dc_t`` on
+        the new carry (SnAp-1, RFLO). ``None`` falls back to ``history``.
+
+      At least one of them is given (checked by :func:`method_step`).
+    - ``needs_key``: the method draws random numbers (UORO); ``init`` and ``update``
+      then get keys, and every ``grad_fn`` requires ``key``.
+
+    :func:`forward_grad_fn` turns a method into the common offline ``grad_fn``;
+    :func:`jaxrnn.grad.online` into an online learner.
     """
 
-    init: Callable
-    history: Callable
-    update: Callable
     prepare: Callable
-    needs_key: bool = False
+    init: Callable
+    update: Callable
+    history: Callable | None = None
     current: Callable | None = None
+    needs_key: bool = False
 
 
-def method_step(method: Method, ctx, fc: FlatCell, step_loss, theta, head, c, trace, x, tgt, key):
+Method = ForwardMethod  # the former private name
+
+
+def method_step(
+    method: ForwardMethod, ctx, fc: FlatCell, step_loss, theta, head, c, trace, x, tgt, key
+):
     """One step of a forward-mode method at fixed ``theta``.
 
     Returns ``(c_new, trace_new, loss_t, g_cell (P,), g_head)``.
@@ -257,12 +281,17 @@ def method_step(method: Method, ctx, fc: FlatCell, step_loss, theta, head, c, tr
     trace_new = method.update(ctx, theta, c, x, trace, key)
     g = None if method.current is None else method.current(ctx, trace_new, g_y)
     if g is None:
+        if method.history is None:
+            raise ValueError(
+                "this forward method defines neither history nor a current gradient "
+                "for this cell (ForwardMethod needs one of them)"
+            )
         g_imm, g_c = vjp((jnp.zeros_like(c_new), g_y))
         g = g_imm + method.history(ctx, trace, g_c, g_y)
     return c_new, trace_new, loss, g, g_head
 
 
-def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
+def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: ForwardMethod) -> GradFn:
     """Build the offline ``grad_fn`` of a forward-mode method (parameters frozen)."""
 
     @jax.jit
@@ -307,6 +336,8 @@ def forward_grad_fn(cell: Cell, step_loss: StepLoss, method: Method) -> GradFn:
         if method.needs_key and key is None:
             raise ValueError("this method is stochastic: pass key=jax.random.key(...)")
         return gradient(params, xs, targets, carry0, as_mask(mask, T), key)
+
+    grad_fn.__doc__ = GRAD_FN_DOC
 
     return grad_fn
 

@@ -35,10 +35,10 @@ import jax.numpy as jnp
 from jaxrnn.base import Cell
 from jaxrnn.engine import inert, loop, run
 from jaxrnn.grad._common import (
+    GRAD_FN_DOC,
     GradFn,
     StepLoss,
     as_mask,
-    check_params_pair,
     check_positive_int,
     check_sequence_args,
     select,
@@ -134,11 +134,13 @@ def bptt(cell: Cell, step_loss: StepLoss, *, checkpoint: int | bool | None = Non
 
     compiled = jax.jit(jax.value_and_grad(loss_fn))
 
-    def grad_fn(params, xs, targets, carry0=None, *, mask=None):
+    def grad_fn(params, xs, targets, carry0=None, *, mask=None, key=None):
+        del key  # deterministic (the common call of every method)
         T = check_sequence_args(cell, params, xs, targets, carry0, mask)
         loss, grads = compiled(params, xs, targets, carry0, as_mask(mask, T))
         return loss, grads
 
+    grad_fn.__doc__ = GRAD_FN_DOC
     return grad_fn
 
 
@@ -195,11 +197,12 @@ def tbptt(cell: Cell, step_loss: StepLoss, k: int) -> GradFn:
 
     compiled = jax.jit(truncated)
 
-    def grad_fn(params, xs, targets, carry0=None, *, mask=None):
-        check_params_pair(params)
+    def grad_fn(params, xs, targets, carry0=None, *, mask=None, key=None):
+        del key  # deterministic (the common call of every method)
         T = check_sequence_args(cell, params, xs, targets, carry0, mask)
         return compiled(params, xs, targets, carry0, as_mask(mask, T))
 
+    grad_fn.__doc__ = GRAD_FN_DOC
     return grad_fn
 
 

@@ -28,15 +28,26 @@ the declaration; :func:`check_diagonal` checks it at given parameters.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxrnn.base import Cell, Params, PRNGKey
-from jaxrnn.grad._common import Method, probe_pattern
+from jaxrnn.grad._common import FlatCell, ForwardMethod, probe_pattern
 
-__all__ = ["check_diagonal", "diagonal_method"]
+__all__ = ["DiagonalContext", "check_diagonal", "diagonal_method"]
+
+
+class DiagonalContext(NamedTuple):
+    """``units (P,)``: the carry entry ``u(j)`` each parameter entry touches;
+    ``valid (P,)``: whether it touches one. The trace is ``E (P,)``."""
+
+    fc: FlatCell
+    units: jax.Array
+    valid: jax.Array
 
 
 def check_diagonal(cell: Cell, params: Params, key: PRNGKey, *, draws: int = 3) -> None:
@@ -91,30 +102,28 @@ def _prepare(cell, fc, theta, c, x):
             + (f"a parameter touches {pat.K} carry entries" if pat.K > 1 else "")
             + "; build it with diagonal=False or use jaxrnn.grad.rtrl(..., diagonal=False)"
         )
-    return fc, jnp.asarray(pat.units[0]), jnp.asarray(pat.valid[0])
+    return DiagonalContext(fc, jnp.asarray(pat.units[0]), jnp.asarray(pat.valid[0]))
 
 
-def _init(ctx, theta, c, M0, key):
-    fc, u, valid = ctx
+def _init(ctx: DiagonalContext, theta, c, M0, key):
     if M0 is None:
         return jnp.zeros_like(theta)
-    return jnp.where(valid, M0[u, jnp.arange(fc.P)], jnp.zeros_like(theta))
+    return jnp.where(ctx.valid, M0[ctx.units, jnp.arange(ctx.fc.P)], jnp.zeros_like(theta))
 
 
-def _history(ctx, E, g_c, g_y):
-    _, u, _ = ctx
-    return g_c[u] * E
+def _history(ctx: DiagonalContext, E, g_c, g_y):
+    return g_c[ctx.units] * E
 
 
-def _update(ctx, theta, c, x, E, key):
-    fc, u, _ = ctx
+def _update(ctx: DiagonalContext, theta, c, x, E, key):
+    f = ctx.fc.f
     ones = jnp.ones_like(c)
-    _, vjp = jax.vjp(lambda th: fc.f(th, c, x)[0], theta)
+    _, vjp = jax.vjp(lambda th: f(th, c, x)[0], theta)
     (i_t,) = vjp(ones)
-    _, d = jax.jvp(lambda cc: fc.f(theta, cc, x)[0], (c,), (ones,))
-    return d[u] * E + i_t
+    _, d = jax.jvp(lambda cc: f(theta, cc, x)[0], (c,), (ones,))
+    return d[ctx.units] * E + i_t
 
 
-def diagonal_method() -> Method:
+def diagonal_method() -> ForwardMethod:
     """Exact compressed RTRL for element-wise cells (see the module docstring)."""
-    return Method(_init, _history, _update, _prepare)
+    return ForwardMethod(prepare=_prepare, init=_init, update=_update, history=_history)

@@ -42,15 +42,11 @@ from jaxrnn.grad._common import (
     tree_add,
     zeros_like_tree,
 )
-from jaxrnn.grad.diagonal import diagonal_method
-from jaxrnn.grad.rflo import rflo_method
-from jaxrnn.grad.rtrl import dense_method
-from jaxrnn.grad.snap import snap1_method
-from jaxrnn.grad.uoro import uoro_method
+from jaxrnn.grad.registry import GRADIENT_METHODS
 
 __all__ = ["METHODS", "OnlineLearner", "OnlineState", "online"]
 
-METHODS = ("rtrl", "snap1", "uoro", "rflo", "tbptt")
+METHODS = tuple(name for name, m in GRADIENT_METHODS.items() if m.online)
 
 
 class OnlineState(NamedTuple):
@@ -84,16 +80,6 @@ class OnlineLearner(NamedTuple):
 
     init: Any
     step: Any
-
-
-def _forward_method(method: str, alpha: float, diagonal: bool):
-    if method == "rtrl":
-        return diagonal_method() if diagonal else dense_method()
-    if method == "snap1":
-        return snap1_method()
-    if method == "uoro":
-        return uoro_method()
-    return rflo_method(alpha)
 
 
 def online(
@@ -134,8 +120,9 @@ def online(
         return _online_tbptt(cell, step_loss, optimizer, k)
     if k is not None:
         raise ValueError(f"k is the TBPTT window length; method={method!r} does not take it")
-    use_diag = cell.diagonal if diagonal is None else diagonal
-    fm = _forward_method(method, alpha, use_diag)
+    entry = GRADIENT_METHODS[method]
+    given = {"alpha": alpha, "diagonal": diagonal}
+    fm = entry.forward(cell, **{k: v for k, v in given.items() if k in entry.options})
 
     def _x_like(cell_params, x_like):
         if x_like is not None:

@@ -19,21 +19,43 @@ the immediate Jacobian is ``alpha phi'(a_t) a_hat^T`` and this is exactly his up
 ``D_t`` by ``(1-alpha) Id``. Only symmetric feedback (the true ``delta_t`` through the
 readout) is implemented; Murray's random feedback matrix is not.
 
-With ``alpha = 1`` the trace is the immediate Jacobian alone and RFLO is exactly
-TBPTT(1) (one-step truncated BPTT). Bias and variance: deterministic, biased (all
-recurrent credit assignment through ``W`` is dropped; a 1-step method). Cost:
+The trace starts at zero: RFLO treats the initial carry as a constant, so parameters
+that only reach it (a learned ``c_0``, :func:`jaxrnn.learned_initial_state`) get no
+gradient. With ``alpha = 1`` the trace is the immediate Jacobian alone and RFLO is
+exactly TBPTT(1) (one-step truncated BPTT) for a cell whose initial carry does not
+depend on the parameters (TBPTT(1) also differentiates ``c_0`` in its first window).
+Bias and variance: deterministic, biased (all recurrent credit assignment through
+``W`` is dropped; a 1-step method). Cost:
 ``O(P)`` time and memory per step (one VJP with a ones cotangent).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.grad._common import GradFn, Method, StepLoss, forward_grad_fn, probe_pattern
+from jaxrnn.grad._common import (
+    FlatCell,
+    ForwardMethod,
+    GradFn,
+    StepLoss,
+    forward_grad_fn,
+    probe_pattern,
+)
 
-__all__ = ["rflo", "rflo_method"]
+__all__ = ["RFLOContext", "rflo", "rflo_method"]
+
+
+class RFLOContext(NamedTuple):
+    """``units (P,)``: the carry entry each parameter entry feeds; ``out_idx``: the
+    carry entries that are the output. The trace is ``B (P,)``."""
+
+    fc: FlatCell
+    units: jax.Array
+    out_idx: jax.Array
 
 
 def _check_alpha(alpha) -> float:
@@ -42,8 +64,11 @@ def _check_alpha(alpha) -> float:
     return float(alpha)
 
 
-def rflo_method(alpha: float = 1.0) -> Method:
-    """RFLO as a :class:`~jaxrnn.grad._common.Method` (compressed trace ``B (P,)``)."""
+def rflo_method(alpha: float = 1.0) -> ForwardMethod:
+    """RFLO as a :class:`ForwardMethod` (compressed trace ``B (P,)``).
+
+    RFLO is defined on the new carry (``delta_t = dL_t/dh_t`` times the updated trace),
+    so it gives ``current`` and no ``history``."""
     alpha = _check_alpha(alpha)
 
     def prepare(cell, fc, theta, c, x):
@@ -57,26 +82,21 @@ def rflo_method(alpha: float = 1.0) -> Method:
                 f"rflo needs an Elman-type cell: a parameter touches {pat.K} carry entries "
                 "in one step (at most 1 allowed)"
             )
-        return fc, jnp.asarray(pat.units[0]), jnp.asarray(pat.out_idx)
+        return RFLOContext(fc, jnp.asarray(pat.units[0]), jnp.asarray(pat.out_idx))
 
-    def init(ctx, theta, c, M0, key):
+    def init(ctx: RFLOContext, theta, c, M0, key):
         return jnp.zeros_like(theta)
 
-    def history(ctx, B, g_c, g_y):  # unused: RFLO reads the updated trace
-        raise NotImplementedError
+    def current(ctx: RFLOContext, B, g_y):
+        delta = jnp.zeros((ctx.fc.S,), B.dtype).at[ctx.out_idx].add(jnp.reshape(g_y, (-1,)))
+        return delta[ctx.units] * B
 
-    def current(ctx, B, g_y):
-        fc, u, out_idx = ctx
-        delta = jnp.zeros((fc.S,), B.dtype).at[out_idx].add(jnp.reshape(g_y, (-1,)))
-        return delta[u] * B
-
-    def update(ctx, theta, c, x, B, key):
-        fc, _, _ = ctx
-        _, vjp = jax.vjp(lambda th: fc.f(th, c, x)[0], theta)
+    def update(ctx: RFLOContext, theta, c, x, B, key):
+        _, vjp = jax.vjp(lambda th: ctx.fc.f(th, c, x)[0], theta)
         (i_t,) = vjp(jnp.ones_like(c))
         return (1.0 - alpha) * B + i_t
 
-    return Method(init, history, update, prepare, current=current)
+    return ForwardMethod(prepare=prepare, init=init, update=update, current=current)
 
 
 def rflo(cell: Cell, step_loss: StepLoss, *, alpha: float = 1.0) -> GradFn:

@@ -38,35 +38,38 @@ from __future__ import annotations
 import jax
 
 from jaxrnn.base import Cell
-from jaxrnn.grad._common import GradFn, Method, StepLoss, forward_grad_fn
+from jaxrnn.grad._common import FlatCell, ForwardMethod, GradFn, StepLoss, forward_grad_fn
 from jaxrnn.grad.diagonal import diagonal_method
 
-__all__ = ["dense_method", "rtrl"]
+__all__ = ["dense_method", "rtrl", "rtrl_method"]
 
 
-def _prepare(cell, fc, theta, c, x):
+# Context: the FlatCell itself. Trace: the influence M (S, P).
+
+
+def _prepare(cell, fc, theta, c, x) -> FlatCell:
     return fc
 
 
-def _init(fc, theta, c, M0, key):
+def _init(fc: FlatCell, theta, c, M0, key):
     if M0 is None:
         return jax.numpy.zeros((fc.S, fc.P), theta.dtype)
     return M0
 
 
-def _history(fc, M, g_c, g_y):
+def _history(fc: FlatCell, M, g_c, g_y):
     return g_c @ M
 
 
-def _update(fc, theta, c, x, M, key):
+def _update(fc: FlatCell, theta, c, x, M, key):
     D = jax.jacfwd(lambda cc: fc.f(theta, cc, x)[0])(c)
     I = jax.jacrev(lambda th: fc.f(th, c, x)[0])(theta)
     return D @ M + I
 
 
-def dense_method() -> Method:
-    """Exact RTRL with a dense influence ``(S, P)``: :class:`~jaxrnn.grad._common.Method`."""
-    return Method(_init, _history, _update, _prepare)
+def dense_method() -> ForwardMethod:
+    """Exact RTRL with a dense influence ``M (S, P)`` as a :class:`ForwardMethod`."""
+    return ForwardMethod(prepare=_prepare, init=_init, update=_update, history=_history)
 
 
 def rtrl(cell: Cell, step_loss: StepLoss, *, diagonal: bool | None = None) -> GradFn:
@@ -87,6 +90,11 @@ def rtrl(cell: Cell, step_loss: StepLoss, *, diagonal: bool | None = None) -> Gr
       *, mask=None) -> (loss, (cell_grads, head_grads))``. ``mask (T,)`` of 0/1:
       masked steps add no loss and leave the carry unchanged.
     """
+    return forward_grad_fn(cell, step_loss, rtrl_method(cell, diagonal=diagonal))
+
+
+def rtrl_method(cell: Cell, *, diagonal: bool | None = None) -> ForwardMethod:
+    """Exact RTRL for ``cell``: the element-wise ``O(P)`` method when ``diagonal``
+    (default ``cell.diagonal``), else the dense one."""
     use_diag = cell.diagonal if diagonal is None else diagonal
-    method = diagonal_method() if use_diag else dense_method()
-    return forward_grad_fn(cell, step_loss, method)
+    return diagonal_method() if use_diag else dense_method()

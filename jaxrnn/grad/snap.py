@@ -35,18 +35,43 @@ Cell protocol). For element-wise cells it uses one VJP and one JVP (``O(P)``), l
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn.base import Cell
-from jaxrnn.grad._common import GradFn, Method, StepLoss, forward_grad_fn, probe_pattern
+from jaxrnn.grad._common import (
+    FlatCell,
+    ForwardMethod,
+    GradFn,
+    StepLoss,
+    forward_grad_fn,
+    probe_pattern,
+)
 
-__all__ = ["snap1", "snap1_method"]
+__all__ = ["SnapContext", "snap1", "snap1_method"]
 
 
-def _prepare(cell, fc, theta, c, x):
+class SnapContext(NamedTuple):
+    """``units (K, P)``, ``valid (K, P)``: the carry entries each parameter touches in
+    one step (padded); ``K``; ``diag_D``: ``D_t`` is diagonal; ``out_idx``: the carry
+    entries that are the output (``None`` when the output is not in the carry). The
+    trace is ``E (K, P)``."""
+
+    fc: FlatCell
+    units: jax.Array
+    valid: jax.Array
+    K: int
+    diag_D: bool
+    out_idx: np.ndarray | None
+
+
+def _prepare(cell, fc, theta, c, x) -> SnapContext:
     pat = probe_pattern(cell, fc, theta, c, x)
-    return fc, jnp.asarray(pat.units), jnp.asarray(pat.valid), pat.K, pat.diag_D, pat.out_idx
+    units, valid = jnp.asarray(pat.units), jnp.asarray(pat.valid)
+    return SnapContext(fc, units, valid, pat.K, pat.diag_D, pat.out_idx)
 
 
 def _gather(M, u):
@@ -54,21 +79,19 @@ def _gather(M, u):
     return jnp.take_along_axis(M, u, axis=0)
 
 
-def _init(ctx, theta, c, M0, key):
-    fc, u, valid, K, _, _ = ctx
+def _init(ctx: SnapContext, theta, c, M0, key):
     if M0 is None:
-        return jnp.zeros((K, fc.P), theta.dtype)
-    return jnp.where(valid, _gather(M0, u), 0.0).astype(theta.dtype)
+        return jnp.zeros((ctx.K, ctx.fc.P), theta.dtype)
+    return jnp.where(ctx.valid, _gather(M0, ctx.units), 0.0).astype(theta.dtype)
 
 
-def _history(ctx, E, g_c, g_y):
-    _, u, _, _, _, _ = ctx
-    return jnp.sum(g_c[u] * E, axis=0)
+def _history(ctx: SnapContext, E, g_c, g_y):
+    return jnp.sum(g_c[ctx.units] * E, axis=0)
 
 
-def _update(ctx, theta, c, x, E, key):
-    fc, u, valid, K, diag_D, _ = ctx
-    step_c = lambda th, cc: fc.f(th, cc, x)[0]  # noqa: E731
+def _update(ctx: SnapContext, theta, c, x, E, key):
+    u, valid, K, diag_D = ctx.units, ctx.valid, ctx.K, ctx.diag_D
+    step_c = lambda th, cc: ctx.fc.f(th, cc, x)[0]  # noqa: E731
     if K == 1:
         _, vjp = jax.vjp(lambda th: step_c(th, c), theta)
         (i_t,) = vjp(jnp.ones_like(c))
@@ -86,17 +109,18 @@ def _update(ctx, theta, c, x, E, key):
     return jnp.where(valid, new, 0.0)
 
 
-def _current(ctx, E, g_y):
-    fc, u, _, _, _, out_idx = ctx
-    if out_idx is None:
+def _current(ctx: SnapContext, E, g_y):
+    if ctx.out_idx is None:
         return None  # output not in the carry: differentiate the step exactly instead
-    delta = jnp.zeros((fc.S,), E.dtype).at[out_idx].add(jnp.reshape(g_y, (-1,)))
-    return jnp.sum(delta[u] * E, axis=0)
+    delta = jnp.zeros((ctx.fc.S,), E.dtype).at[ctx.out_idx].add(jnp.reshape(g_y, (-1,)))
+    return jnp.sum(delta[ctx.units] * E, axis=0)
 
 
-def snap1_method() -> Method:
-    """SnAp-1 as a :class:`~jaxrnn.grad._common.Method` (compressed ``E (K, P)``)."""
-    return Method(_init, _history, _update, _prepare, current=_current)
+def snap1_method() -> ForwardMethod:
+    """SnAp-1 as a :class:`ForwardMethod` (compressed ``E (K, P)``)."""
+    return ForwardMethod(
+        prepare=_prepare, init=_init, update=_update, history=_history, current=_current
+    )
 
 
 def snap1(cell: Cell, step_loss: StepLoss) -> GradFn:

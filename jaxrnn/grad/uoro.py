@@ -29,32 +29,41 @@ for any differentiable cell.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from jaxrnn.base import Cell
-from jaxrnn.grad._common import GradFn, Method, StepLoss, forward_grad_fn
+from jaxrnn.grad._common import FlatCell, ForwardMethod, GradFn, StepLoss, forward_grad_fn
 
-__all__ = ["uoro", "uoro_method"]
+__all__ = ["UOROTrace", "uoro", "uoro_method"]
 
 
-def _prepare(cell, fc, theta, c, x):
+class UOROTrace(NamedTuple):
+    """The rank-one influence estimate ``M_t ~ s theta_tilde^T``: ``s (S,)``,
+    ``theta_tilde (P,)``. The context is the FlatCell."""
+
+    s: jax.Array
+    theta_tilde: jax.Array
+
+
+def _prepare(cell, fc, theta, c, x) -> FlatCell:
     return fc
 
 
-def _init(fc, theta, c, M0, key):
+def _init(fc: FlatCell, theta, c, M0, key) -> UOROTrace:
     if M0 is None:
-        return jnp.zeros_like(c), jnp.zeros_like(theta)
+        return UOROTrace(jnp.zeros_like(c), jnp.zeros_like(theta))
     nu = jax.random.rademacher(key, (fc.S,), c.dtype)
-    return nu, nu @ M0
+    return UOROTrace(nu, nu @ M0)
 
 
-def _history(fc, trace, g_c, g_y):
-    s, tt = trace
-    return jnp.dot(g_c, s) * tt
+def _history(fc: FlatCell, trace: UOROTrace, g_c, g_y):
+    return jnp.dot(g_c, trace.s) * trace.theta_tilde
 
 
-def _update(fc, theta, c, x, trace, key, eps=1e-7):
+def _update(fc: FlatCell, theta, c, x, trace: UOROTrace, key, eps=1e-7) -> UOROTrace:
     s, tt = trace
     nu = jax.random.rademacher(key, (fc.S,), c.dtype)
     _, Ds = jax.jvp(lambda cc: fc.f(theta, cc, x)[0], (c,), (s,))
@@ -62,12 +71,14 @@ def _update(fc, theta, c, x, trace, key, eps=1e-7):
     (nuI,) = vjp(nu)
     rho0 = jnp.sqrt((jnp.linalg.norm(tt) + eps) / (jnp.linalg.norm(Ds) + eps))
     rho1 = jnp.sqrt((jnp.linalg.norm(nuI) + eps) / (jnp.linalg.norm(nu) + eps))
-    return rho0 * Ds + rho1 * nu, tt / rho0 + nuI / rho1
+    return UOROTrace(rho0 * Ds + rho1 * nu, tt / rho0 + nuI / rho1)
 
 
-def uoro_method() -> Method:
-    """UORO as a :class:`~jaxrnn.grad._common.Method` (needs a key)."""
-    return Method(_init, _history, _update, _prepare, needs_key=True)
+def uoro_method() -> ForwardMethod:
+    """UORO as a :class:`ForwardMethod` (needs a key)."""
+    return ForwardMethod(
+        prepare=_prepare, init=_init, update=_update, history=_history, needs_key=True
+    )
 
 
 def uoro(cell: Cell, step_loss: StepLoss) -> GradFn:

@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxrnn.base import Cell, Params
 from jaxrnn.cells import GRUParams, LSTMParams, RNNParams, gru, lstm, rnn
+from jaxrnn.engine import check_params
 from jaxrnn.nn import GRU, LSTM, RNN
 
 __all__ = ["from_torch", "load_state_dict", "state_dict", "to_torch"]
@@ -70,35 +71,25 @@ def _names(layer: NNLayer) -> list[tuple[int, int, str, str]]:
     return out
 
 
-def _cell_kind(cell: Cell, params: Params) -> str:
-    """``"LSTMCell"``, ``"GRUCell"``, ``"RNNCell_tanh"`` or ``"RNNCell_relu"``."""
-    if isinstance(params, LSTMParams):
-        if params.w_hr is not None:
-            raise ValueError("torch.nn.LSTMCell has no projection; params.w_hr must be None")
-        return "LSTMCell"
-    if isinstance(params, GRUParams):
-        return "GRUCell"
-    if isinstance(params, RNNParams):
-        # The Cell does not record its nonlinearity: probe it with a negative
-        # pre-activation, where relu gives exactly 0 and tanh does not.
-        H, I = params.w_ih.shape
-        dt = params.w_ih.dtype
-        probe = RNNParams(
-            -jnp.ones((H, I), dt),
-            jnp.zeros((H, H), dt),
-            None if params.b_ih is None else jnp.zeros((H,), dt),
-            None if params.b_hh is None else jnp.zeros((H,), dt),
+_TORCH_CELLS = {"rnn": "RNNCell", "gru": "GRUCell", "lstm": "LSTMCell"}
+
+
+def _torch_cell(cell: Cell, params: Params):
+    """The ``torch.nn`` cell class name and its keyword arguments for a built-in cell,
+    read from the cell's own description (``cell.config``)."""
+    kind = None if cell.config is None else cell.config.kind
+    if kind not in _TORCH_CELLS:
+        raise ValueError(
+            "cell must be a built-in rnn, gru or lstm cell (torch has no other), got "
+            + ("a user-defined cell" if kind is None else f"a {kind} cell")
         )
-        _, y = cell.step(probe, jnp.zeros((H,), dt), jnp.ones((I,), dt))
-        y = np.asarray(y)
-        if np.all(y == 0):
-            return "RNNCell_relu"
-        if np.allclose(y, np.tanh(-float(I))):
-            return "RNNCell_tanh"
-        raise ValueError("cell with RNNParams is neither a tanh nor a relu Elman cell")
-    raise ValueError(
-        f"params must be RNNParams, GRUParams or LSTMParams, got {type(params).__name__}"
-    )
+    opts = cell.config.options
+    if kind == "lstm" and opts["proj_size"]:
+        raise ValueError("torch.nn.LSTMCell has no projection; build the cell with proj_size=0")
+    kwargs = {"bias": opts["bias"]}
+    if kind == "rnn":
+        kwargs["nonlinearity"] = opts["nonlinearity"]
+    return _TORCH_CELLS[kind], (opts["input_size"], opts["hidden_size"]), kwargs
 
 
 # ------------------------------------------------------------------------ state dicts
@@ -119,6 +110,7 @@ def state_dict(layer: NNLayer | Cell, params: Params) -> dict[str, np.ndarray]:
                 "params must be RNNParams, GRUParams or LSTMParams (a built-in cell), "
                 f"got {type(params).__name__}"
             )
+        check_params(layer, params)
         fields = _FIELDS_LSTM if isinstance(params, LSTMParams) else _FIELDS
         return {
             name: np.asarray(getattr(params, f))
@@ -140,8 +132,8 @@ def load_state_dict(layer: NNLayer | Cell, state_dict: dict[str, Any]) -> Params
     """The inverse of :func:`state_dict`: ``{PyTorch name: array}`` -> params.
 
     Accepts numpy arrays, jax arrays or torch tensors (e.g. ``module.state_dict()``).
-    Arrays keep their dtype. Raises ``ValueError`` on a missing or unexpected key or a
-    wrong shape, naming the key and the expected shape.
+    Arrays keep their (floating) dtype. Raises ``ValueError`` on a missing or unexpected
+    key, a wrong shape or a non-floating dtype, naming the key and what was expected.
     """
     if isinstance(layer, Cell):
         template = jax.eval_shape(layer.init, jax.random.key(0))
@@ -179,6 +171,8 @@ def load_state_dict(layer: NNLayer | Cell, state_dict: dict[str, Any]) -> Params
         v = jnp.asarray(v)
         if v.shape != shape.shape:
             raise ValueError(f"state_dict[{name!r}] must have shape {shape.shape}, got {v.shape}")
+        if not jnp.issubdtype(v.dtype, jnp.floating):
+            raise ValueError(f"state_dict[{name!r}] must have a floating dtype, got {v.dtype}")
         values[name] = v
 
     def build(idx):
@@ -250,8 +244,8 @@ def to_torch(layer: NNLayer | Cell, params: Params):
     """A PyTorch module with the configuration of ``layer`` and the weights ``params``.
 
     A :mod:`jaxrnn.nn` layer gives ``torch.nn.RNN/GRU/LSTM``; a built-in cell gives
-    ``torch.nn.RNNCell/GRUCell/LSTMCell`` (an Elman cell's nonlinearity is recognised
-    by evaluating it). The module's dtype is that of ``params``.
+    ``torch.nn.RNNCell/GRUCell/LSTMCell`` (configured from ``cell.config``: kind,
+    sizes, bias and nonlinearity). The module's dtype is that of ``params``.
     """
     import torch
 
@@ -259,15 +253,8 @@ def to_torch(layer: NNLayer | Cell, params: Params):
     dtype = _to_tensor(next(iter(sd.values()))[:0]).dtype
     nn = torch.nn
     if isinstance(layer, Cell):
-        kind = _cell_kind(layer, params)
-        I, H = params.w_ih.shape[1], params.w_hh.shape[1]
-        bias = params.b_ih is not None
-        if kind == "LSTMCell":
-            module = nn.LSTMCell(I, H, bias=bias, dtype=dtype)
-        elif kind == "GRUCell":
-            module = nn.GRUCell(I, H, bias=bias, dtype=dtype)
-        else:
-            module = nn.RNNCell(I, H, bias=bias, nonlinearity=kind.split("_")[1], dtype=dtype)
+        name, args, kwargs = _torch_cell(layer, params)
+        module = getattr(nn, name)(*args, **kwargs, dtype=dtype)
     else:
         common = dict(
             input_size=layer.input_size,

@@ -68,11 +68,13 @@ def char_lm(
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"text file {str(p)!r} does not exist")
-        text, source, license = (
-            p.read_text(encoding="utf-8"),
-            f"text file {str(p)!r}",
-            "as the file",
-        )
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"text file {str(p)!r} is not UTF-8 text (byte {e.start}: {e.reason})"
+            ) from None
+        source, license = f"text file {str(p)!r}", "as the file"
     if max_chars is not None:
         text = text[:max_chars]
     vocab = "".join(sorted(set(text)))
