@@ -35,6 +35,11 @@ parser.add_argument("task", choices=sorted(APPLICATIONS))
 parser.add_argument("--seeds", default="0,1,2")
 parser.add_argument("--steps", type=int, default=None)
 parser.add_argument("--no-attention", action="store_true", help="number_words only")
+parser.add_argument(
+    "--configs",
+    default="reset,no_forget,forget",
+    help="continual_reber only: which of reset, no_forget, forget to run",
+)
 args = parser.parse_args()
 seeds = [int(s) for s in args.seeds.split(",")]
 
@@ -70,15 +75,17 @@ if args.task != "continual_reber":
     summary(rows)
 else:
     results = {}
-    for name, opts in (
+    for key, name, opts in (
         (
+            "reset",
             "LSTM without forget gate (1997), external reset at string starts",
             dict(cell="lstm_no_forget", external_reset=True),
         ),
-        ("LSTM without forget gate (1997), no reset", dict(cell="lstm_no_forget")),
-        ("LSTM with forget gate, no reset", dict(cell="lstm")),
+        ("no_forget", "LSTM without forget gate (1997), no reset", dict(cell="lstm_no_forget")),
+        ("forget", "LSTM with forget gate, no reset", dict(cell="lstm")),
     ):
-        results[name] = sweep(APPLICATIONS["continual_reber"], **opts, **kw)
+        if key in args.configs.split(","):
+            results[name] = sweep(APPLICATIONS["continual_reber"], **opts, **kw)
     print("Continual embedded Reber grammar: runs that solve the test stream")
     print("Gers et al. 2000, Table 2:")
     for k, v in GERS_2000.items():
