@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn.cost import count_params
+
 __all__ = [
     "APPLICATIONS",
     "run_captions",
@@ -36,10 +38,6 @@ __all__ = [
     "run_ctc",
     "run_seq2seq",
 ]
-
-
-def _count(params) -> int:
-    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
 
 
 def _fit(
@@ -179,7 +177,7 @@ def run_seq2seq(
         "metrics": metrics,
         "history": res.history,
         "params": res.params,
-        "num_params": _count(res.params),
+        "num_params": count_params(res.params),
         "wall_s": time.perf_counter() - t0,
         "report": report,
     }
@@ -279,7 +277,7 @@ def run_ctc(
         "metrics": metrics,
         "history": res.history,
         "params": res.params,
-        "num_params": _count(res.params),
+        "num_params": count_params(res.params),
         "wall_s": time.perf_counter() - t0,
         "report": report,
     }
@@ -383,7 +381,7 @@ def run_captions(
         "metrics": metrics,
         "history": res.history,
         "params": res.params,
-        "num_params": _count(res.params),
+        "num_params": count_params(res.params),
         "wall_s": time.perf_counter() - t0,
         "report": report,
     }
@@ -487,7 +485,7 @@ def run_continual_reber(
         "metrics": metrics,
         "history": history,
         "params": res.params,
-        "num_params": _count(res.params),
+        "num_params": count_params(res.params),
         "wall_s": time.perf_counter() - t0,
         "report": report,
     }
