@@ -189,7 +189,7 @@ def run_seq2seq(
 def run_ctc(
     *,
     seed: int = 0,
-    hidden: int = 64,
+    hidden: int = 96,
     layers: int = 2,
     steps: int = 1500,
     lr: float = 3e-3,

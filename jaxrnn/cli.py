@@ -47,7 +47,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         cell="lstm", hidden=64, lr=3e-3, steps=1000, batch_size=64, eval_every=250
     ),
     "digit_strips": dict(
-        cell="lstm", hidden=64, layers=2, lr=3e-3, steps=1500, batch_size=32, eval_every=500
+        cell="lstm", hidden=96, layers=2, lr=3e-3, steps=1500, batch_size=32, eval_every=500
     ),
     "digit_captions": dict(
         cell="lstm", hidden=128, lr=3e-3, steps=1000, batch_size=64, eval_every=250
