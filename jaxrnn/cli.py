@@ -45,6 +45,17 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "reber": dict(cell="lstm", hidden=32, lr=1e-2, steps=500, batch_size=16, eval_every=100),
     "char_lm": dict(cell="lstm", hidden=128, lr=2e-3, steps=1000, batch_size=32, eval_every=200),
     "next_letter": dict(cell="rnn", hidden=10, lr=3e-2, steps=300, batch_size=7, eval_every=50),
+    # jaxrnn.applications (issue 17): their own models and metrics
+    "number_words": dict(
+        cell="lstm", hidden=64, lr=3e-3, steps=1000, batch_size=64, eval_every=250
+    ),
+    "digit_strips": dict(
+        cell="lstm", hidden=96, layers=2, lr=3e-3, steps=1500, batch_size=32, eval_every=500
+    ),
+    "digit_captions": dict(
+        cell="lstm", hidden=128, lr=3e-3, steps=1000, batch_size=64, eval_every=250
+    ),
+    "continual_reber": dict(cell="lstm", hidden=8, lr=1e-2, steps=2560, batch_size=16),
 }
 COMMON_DEFAULTS = dict(
     layers=1,
@@ -393,12 +404,44 @@ def _demo(meta: dict, model, params, seed: int) -> None:
         print(f"sample: {prompt + decode(toks, vocab)!r}")
 
 
+def _train_application(cfg: dict[str, Any], args: argparse.Namespace) -> int:
+    """Tasks of :mod:`jaxrnn.applications`: their ``run_*`` trains and evaluates."""
+    import inspect
+
+    from jaxrnn.applications import APPLICATIONS
+
+    run = APPLICATIONS[cfg["task"]]
+    accepted = inspect.signature(run).parameters
+    kw = {
+        k: cfg[k]
+        for k in ("seed hidden steps lr batch_size cell eval_every layers".split())
+        if k in accepted and cfg.get(k) is not None
+    }
+    out = _out_dir(args.out, f"runs/{cfg['task']}-{cfg['cell']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    print(f"jaxrnn train: task={cfg['task']} " + " ".join(f"{k}={v}" for k, v in kw.items()))
+    result = run(**kw, progress=not args.no_progress, checkpoint_path=out / "checkpoint.msgpack")
+    summary = {
+        "config": cfg,
+        "final": result["metrics"],
+        "wall_s": result["wall_s"],
+        "params": result["num_params"],
+    }
+    (out / "config.json").write_text(json.dumps(summary, indent=1))
+    (out / "metrics.json").write_text(json.dumps(result["history"], indent=1))
+    print("\n".join(result["report"]))
+    print(f"wall time {result['wall_s']:.1f} s; wrote {out}/")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import jax
 
+    from jaxrnn.applications import APPLICATIONS
     from jaxrnn.train import EarlyStopping, evaluate_batched, fit
 
     cfg = _config(args)
+    if cfg["task"] in APPLICATIONS:
+        return _train_application(cfg, args)
     data = _load_task(cfg)
     meta = data.meta
     model, loss_fn, metric_fn = _build(cfg, meta)
@@ -476,6 +519,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except CheckpointError as e:
         raise CLIError(str(e)) from None
     cfg = _run_config(cfg_path)
+    if cfg.get("task") in ("number_words", "digit_strips", "digit_captions", "continual_reber"):
+        raise CLIError(f"evaluate does not reload {cfg['task']} runs; see {cfg_path}")
     if args.data_dir:
         cfg["data_dir"] = args.data_dir
     try:

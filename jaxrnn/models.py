@@ -36,6 +36,7 @@ from jaxrnn.cells import (
     layer_norm_lstm,
     lru,
     lstm,
+    lstm_no_forget,
     mgu,
     min_gru,
     min_lstm,
@@ -71,6 +72,7 @@ CELLS: dict[str, Callable[..., Cell]] = {
     "rnn_relu": lambda i, h, dtype: rnn(i, h, nonlinearity="relu", dtype=dtype),
     "gru": lambda i, h, dtype: gru(i, h, dtype=dtype),
     "lstm": lambda i, h, dtype: lstm(i, h, dtype=dtype),
+    "lstm_no_forget": lambda i, h, dtype: lstm_no_forget(i, h, dtype=dtype),
     "indrnn": lambda i, h, dtype: indrnn(i, h, dtype=dtype),
     "peephole_lstm": lambda i, h, dtype: peephole_lstm(i, h, dtype=dtype),
     "peephole_lstm_linear": lambda i, h, dtype: peephole_lstm(

@@ -168,6 +168,9 @@ CELL_CASES = {
         full=False,
     ),
     "cifg_lstm": Case(lambda dt: jaxrnn.cifg_lstm(I, H, dtype=dt), GRU_N, R.cifg_lstm),
+    "lstm_no_forget": Case(
+        lambda dt: jaxrnn.lstm_no_forget(I, H, dtype=dt), GRU_N, R.lstm_no_forget
+    ),
     "cho_gru": Case(lambda dt: jaxrnn.cho_gru(I, H, dtype=dt), GRU_N, R.cho_gru),
     "mgu": Case(lambda dt: jaxrnn.mgu(I, H, dtype=dt), 2 * H * (I + H) + 4 * H, R.mgu),
     "layer_norm_lstm": Case(

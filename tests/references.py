@@ -180,6 +180,21 @@ def lstm(params, carry0, xs):
     return _run(step, (_np(carry0.h), _np(carry0.c)), _np(xs))
 
 
+def lstm_no_forget(params, carry0, xs):
+    """Hochreiter & Schmidhuber (1997): the LSTM with f fixed to 1, c = c + i * g (rows
+    i, g, o): the forget-gate LSTM's gate rows with the f block removed."""
+
+    def step(state, x):
+        h, c = state
+        a_i, a_g, a_o = np.split(_lstm_pre(params, x, h), 3)
+        f = 1.0
+        c = f * c + sigmoid(a_i) * np.tanh(a_g)
+        h = sigmoid(a_o) * np.tanh(c)
+        return (h, c), h
+
+    return _run(step, (_np(carry0.h), _np(carry0.c)), _np(xs))
+
+
 def peephole_lstm(sigma_h=np.tanh):
     """Gers & Schmidhuber (2000): i, f peek at c_{t-1}, o at c_t; h = o * sigma_h(c)."""
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import references as R
 from references import child_sum_tree, sigmoid
 
 import jaxrnn
@@ -195,6 +196,33 @@ def test_layer_norm_lstm_is_invariant_to_the_scale_of_its_weights():
     )
     np.testing.assert_array_equal(p.gamma_ih, 1.0)
     np.testing.assert_array_equal(p.beta_c, 0.0)
+
+
+def test_lstm_no_forget_is_the_forget_gate_lstm_with_f_fixed_to_one():
+    """The 1997 LSTM equals the NumPy forget-gate LSTM (references.lstm) whose forget
+    rows are zero with bias +inf, so that f = sigmoid(+inf) = 1 exactly."""
+    cell = jaxrnn.lstm_no_forget(3, 4, dtype=F64)
+    p = cell.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (9, 3), F64)
+    c0 = jaxrnn.LSTMCarry(jnp.zeros(4, F64), jnp.linspace(-1.0, 1.0, 4, dtype=F64))
+    _, ys = jaxrnn.scan(cell, p, xs, c0)
+
+    def with_f(w, fill):  # rows i, g, o -> i, f, g, o
+        w = np.asarray(w)
+        return np.concatenate([w[:4], np.full_like(w[:4], fill), w[4:]])
+
+    lstm_params = jaxrnn.LSTMParams(
+        with_f(p.w_ih, 0.0), with_f(p.w_hh, 0.0), with_f(p.b_ih, np.inf), with_f(p.b_hh, 0.0), None
+    )
+    np.testing.assert_allclose(ys, R.lstm(lstm_params, c0, xs), rtol=1e-12, atol=1e-13)
+    # without a forget gate, c only accumulates: c_t - c_{t-1} = i_t g_t
+    carry, _ = cell.step(p, c0, xs[0])
+    i = jax.nn.sigmoid((p.w_ih @ xs[0] + p.b_ih + p.b_hh)[:4])
+    g = jnp.tanh((p.w_ih @ xs[0] + p.b_ih + p.b_hh)[4:8])
+    np.testing.assert_allclose(carry.c - c0.c, i * g, rtol=1e-13)
+    p2 = jaxrnn.lstm_no_forget(3, 4, input_bias=-2.0, dtype=F64).init(jax.random.key(0))
+    np.testing.assert_array_equal(p2.b_ih[:4] + p2.b_hh[:4], -2.0)
+    np.testing.assert_array_equal(p2.b_ih[4:], p.b_ih[4:])
 
 
 def test_cifg_input_gate_is_one_minus_forget_gate():

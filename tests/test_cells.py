@@ -351,6 +351,12 @@ def test_forward_mode_through_a_sequence_layer(full_case):
             {"input_size": 2, "hidden_size": 3, "bias": False, "forget_bias": 1.0},
             "forget_bias",
         ),
+        (jaxrnn.lstm_no_forget, {"input_size": 2, "hidden_size": 0}, "hidden_size"),
+        (
+            jaxrnn.lstm_no_forget,
+            {"input_size": 2, "hidden_size": 3, "bias": False, "input_bias": -1.0},
+            "input_bias",
+        ),
         (jaxrnn.cho_gru, {"input_size": 2, "hidden_size": 0}, "hidden_size"),
         (jaxrnn.mgu, {"input_size": 2.5, "hidden_size": 3}, "input_size"),
         (jaxrnn.layer_norm_lstm, {"input_size": 2, "hidden_size": 3, "eps": 0.0}, "eps"),

@@ -17,6 +17,7 @@ from jaxrnn.cells.layer_norm_lstm import LayerNormLSTMParams, layer_norm_lstm
 from jaxrnn.cells.learned_initial_state import LearnedStateParams, learned_initial_state
 from jaxrnn.cells.lru import LRUCarry, LRUParams, lru
 from jaxrnn.cells.lstm import LSTMCarry, LSTMParams, lstm
+from jaxrnn.cells.lstm_no_forget import LSTMNoForgetParams, lstm_no_forget
 from jaxrnn.cells.mgu import MGUParams, mgu
 from jaxrnn.cells.min_gru import MinGRUParams, min_gru
 from jaxrnn.cells.min_lstm import MinLSTMParams, min_lstm
@@ -49,6 +50,7 @@ __all__ = [
     "LRUCarry",
     "LRUParams",
     "LSTMCarry",
+    "LSTMNoForgetParams",
     "LSTMParams",
     "LayerNormLSTMParams",
     "LearnedStateParams",
@@ -79,6 +81,7 @@ __all__ = [
     "learned_initial_state",
     "lru",
     "lstm",
+    "lstm_no_forget",
     "mgu",
     "min_gru",
     "min_lstm",

@@ -15,8 +15,11 @@ name              source                                                       k
 ``char_lm``       characters of ``pydoc_data`` or a local text file            tagging
 ================  ===========================================================  =========
 
-Plus the online stream :func:`add_task_stream` (lags 3 and 8) for RTRL comparisons and
-Zucchet et al.'s copy task :func:`copy_pad_batch` (``jaxrnn compare --preset zucchet-copy``).
+Plus the online stream :func:`add_task_stream` (lags 3 and 8) for RTRL comparisons,
+Zucchet et al.'s copy task :func:`copy_pad_batch` (``jaxrnn compare --preset
+zucchet-copy``), and the applications' tasks, which :mod:`jaxrnn.applications` runs with
+their own models: :mod:`~jaxrnn.tasks.number_words`, :mod:`~jaxrnn.tasks.digit_strips`,
+:mod:`~jaxrnn.tasks.digit_captions` and :mod:`~jaxrnn.tasks.continual_reber`.
 """
 
 from jaxrnn.tasks.add_stream import ADD_TASK_FLOORS, add_task_floors, add_task_stream
