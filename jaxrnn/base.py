@@ -293,3 +293,9 @@ def configured(kind: str) -> Callable[[Callable], Callable]:
         return build
 
     return decorate
+
+
+def tree_select(pred, on_true, on_false):
+    """``jnp.where(pred, a, b)`` leaf by leaf over two pytrees of the same structure (the
+    engine's validity selects, the fused path's resets, the gradient methods' masks)."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)

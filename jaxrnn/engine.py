@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn.base import Array, Carry, Cell, Params
+from jaxrnn.base import Array, Carry, Cell, Params, tree_select
 from jaxrnn.checks import check_tree
 
 __all__ = [
@@ -257,10 +257,6 @@ def length_mask(length, T: int) -> Array:
     return steps < jnp.asarray(length).astype(steps.dtype)
 
 
-def _select(pred, on_true, on_false):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
 def inert(xs, mask):
     """Zero the floating leaves of ``xs (T, ...)`` at invalid steps (``mask[t]`` false),
     before any arithmetic touches them: NaN or Inf in padding never reaches a value or a
@@ -357,10 +353,10 @@ def run(
     def body(c, inp):
         x, m, r = inp
         if r is not None:
-            c = _select(r, cell.restart(params, c) if reset_carry is None else reset_carry, c)
+            c = tree_select(r, cell.restart(params, c) if reset_carry is None else reset_carry, c)
         new, y = step(params, c, x)
         if m is not None:
-            new = _select(m, new, c)
+            new = tree_select(m, new, c)
             y = jax.tree_util.tree_map(lambda a: jnp.where(m, a, jnp.zeros_like(a)), y)
         return new, y
 

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from jaxrnn.base import Cell, Projection
+from jaxrnn.base import Cell, Projection, tree_select
 
 __all__ = ["Gated", "GatedWeights", "gated_cell", "gated_sequence"]
 
@@ -98,10 +98,6 @@ def _zero(t) -> bool:
     return t is None or isinstance(t, SymbolicZero)
 
 
-def _select(pred, a, b):
-    return jax.tree_util.tree_map(lambda u, v: jnp.where(pred, u, v), a, b)
-
-
 def _instantiate(t, like):
     return jax.tree_util.tree_map(
         lambda u, v: jnp.zeros_like(v) if isinstance(u, SymbolicZero) else u,
@@ -127,7 +123,7 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
             h, s = carry
             x, m_t, r_t = inp
             if resets:
-                h, s = _select(r_t, (hr, sr), (h, s))
+                h, s = tree_select(r_t, (hr, sr), (h, s))
             if spec.additive:
                 m, s2, res = spec.forward(_add(jnp.concatenate([x, h]) @ W, b), None, h, s)
             else:
@@ -135,7 +131,7 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
                 m, s2, res = spec.forward(gi, gh, h, s)
             h2 = m if WoT is None else m @ WoT
             if masked:
-                h2, s2 = _select(m_t, (h2, s2), (h, s))
+                h2, s2 = tree_select(m_t, (h2, s2), (h, s))
                 y = jnp.where(m_t, h2, jnp.zeros_like(h2))
             else:
                 y = h2
@@ -192,7 +188,7 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
             dh, ds = carry
             c_t, dgi_t, e_t, f_t, m_t, r_t = inp
             if resets:
-                dh, ds = _select(r_t, (dhr, dsr), (dh, ds))
+                dh, ds = tree_select(r_t, (dhr, dsr), (dh, ds))
             dgh = _add(dh @ WhT, e_t)
             if spec.additive:
                 dm, ds2 = spec.tangent(c_t, _add(dgi_t, dgh), None, dh, ds)
@@ -202,7 +198,7 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
                 dm, ds2 = spec.tangent(c_t, dgi_t, dgh, dh, ds)
             dh2 = dm if WoT is None else _add(dm @ WoT, f_t)
             if masked:
-                dh2, ds2 = _select(m_t, (dh2, ds2), (dh, ds))
+                dh2, ds2 = tree_select(m_t, (dh2, ds2), (dh, ds))
                 dy = jnp.where(m_t, dh2, jnp.zeros_like(dh2))
             else:
                 dy = dh2

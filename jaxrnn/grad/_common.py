@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, tree_select
 from jaxrnn.checks import check_positive_int  # noqa: F401 - re-exported to the methods
 from jaxrnn.engine import check_carry, check_flags, check_inputs, loop
 
@@ -85,11 +85,7 @@ def as_mask(mask, T: int) -> jax.Array | None:
 
 def where_mask(m, new, old):
     """``new`` where the step counts (``m`` true or ``None``), else ``old`` (pytrees)."""
-    return new if m is None else select(m, new, old)
-
-
-def select(pred, on_true, on_false):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+    return new if m is None else tree_select(m, new, old)
 
 
 def zeros_like_tree(tree):

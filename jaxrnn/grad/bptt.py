@@ -32,7 +32,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, tree_select
 from jaxrnn.engine import inert, loop, run
 from jaxrnn.grad._common import (
     GRAD_FN_DOC,
@@ -41,7 +41,6 @@ from jaxrnn.grad._common import (
     as_mask,
     check_positive_int,
     check_sequence_args,
-    select,
 )
 
 __all__ = ["bptt", "sequence_loss", "tbptt"]
@@ -174,7 +173,7 @@ def tbptt(cell: Cell, step_loss: StepLoss, k: int) -> GradFn:
             cp, hp = p
             c = jax.lax.stop_gradient(c)
             if carry0 is None:
-                c = select(first, cell.initial_carry(cp), c)
+                c = tree_select(first, cell.initial_carry(cp), c)
             return _scan_loss(cell, step_loss, cp, hp, c, x, tgt, m)[::-1]
 
         def body(state, inp):

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrnn.base import Cell
+from jaxrnn.base import Cell, tree_select
 from jaxrnn.engine import check_carry, run
 from jaxrnn.grad._common import (
     StepLoss,
@@ -38,7 +38,6 @@ from jaxrnn.grad._common import (
     flat_cell,
     initial_influence,
     method_step,
-    select,
     tree_add,
     zeros_like_tree,
 )
@@ -179,7 +178,7 @@ def online(
             always=update_every == 1,
         )
         if update_every > 1:
-            grads = select(updated, zeros_like_tree(grads), grads)
+            grads = tree_select(updated, zeros_like_tree(grads), grads)
         else:
             grads = zeros_like_tree(grads)
         new = OnlineState(params, opt_state, fc.unravel_carry(c_new), trace, grads, count, key)
@@ -204,7 +203,7 @@ def _maybe_update(optimizer, params, opt_state, grads, do, *, always):
     new_params, new_opt = _apply(optimizer, grads, opt_state, params)
     if always:
         return new_params, new_opt, jnp.asarray(True)
-    return select(do, new_params, params), select(do, new_opt, opt_state), do
+    return tree_select(do, new_params, params), tree_select(do, new_opt, opt_state), do
 
 
 def _online_tbptt(cell, step_loss, optimizer, k):
