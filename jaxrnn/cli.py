@@ -576,16 +576,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.preset == "zucchet-copy":
         return _compare_copy(args)
-    args.methods = args.methods or ",".join(GRADIENT_METHODS)  # the registry's order
     args.hidden, args.updates = args.hidden or 16, args.updates or 300
+    H, L = args.hidden, args.chunk
+    cell = make_cell(args.cell, 1, H)
+    # default: the registry's methods, in its order, that apply to this cell
+    default = [n for n, m in GRADIENT_METHODS.items() if cell.diagonal or not m.element_wise]
+    args.methods = args.methods or ",".join(default)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in GRADIENT_METHODS]
     if unknown or not methods:
         raise CLIError(f"unknown method(s) {unknown}; known: {sorted(GRADIENT_METHODS)}")
+    dense = [m for m in methods if GRADIENT_METHODS[m].element_wise and not cell.diagonal]
+    if dense:
+        raise CLIError(f"--methods {dense} need an element-wise cell; --cell {args.cell} is dense")
     seeds = _seed_list(args.seeds or "0")
 
-    H, L = args.hidden, args.chunk
-    cell = make_cell(args.cell, 1, H)
     head_init, head_apply = linear(H, 2)
 
     def step_loss(head_params, y, target):

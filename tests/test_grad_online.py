@@ -217,3 +217,26 @@ def test_rflo_alpha_one_equals_tbptt1_online():
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11), s_r.params, s_t.params
     )
     assert float(l_r[-200:].mean()) < float(l_r[:200].mean())  # and it learned something
+
+
+def test_layerwise_online_update_every_T_is_one_offline_layerwise_step():
+    """``online(..., method="layerwise")`` on a stack of element-wise cells (Zucchet et
+    al. 2023's online rule) accumulates exactly the offline layer-wise gradient; on one
+    element-wise cell the rule is exact RTRL, i.e. BPTT."""
+    stack, offline = G.layerwise(
+        [
+            jaxrnn.cells.indrnn(I, H, dtype=jnp.float64),
+            jaxrnn.cells.indrnn(H, H, dtype=jnp.float64),
+        ],
+        mse_loss,
+    )
+    for cell, reference in ((stack, offline), (jaxrnn.cells.indrnn(I, H, dtype=jnp.float64), None)):
+        params, xs, targets = _problem(cell)
+        reference = reference or G.bptt(cell, mse_loss)
+        learner = G.online(cell, mse_loss, optax.sgd(0.1), "layerwise", update_every=T)
+        state, (losses, _) = _run(learner, learner.init(params), xs, targets)
+        loss, grads = reference(params, xs, targets)
+        np.testing.assert_allclose(jnp.sum(losses), loss, rtol=1e-12)
+        assert _rel(state.params, _sgd_step(params, grads, 0.1)) < 1e-12
+    with pytest.raises(ValueError, match="element-wise"):
+        G.online(ELMAN, mse_loss, optax.sgd(0.1), "layerwise")

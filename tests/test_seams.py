@@ -60,6 +60,10 @@ def test_every_grad_fn_has_the_common_call(name, rnn_problem):
     method (deterministic ones take ``key=None``), with the exact masked loss."""
     cell, params, xs, targets, mask, ref = rnn_problem
     entry = GRADIENT_METHODS[name]
+    if entry.element_wise:  # a stack of two element-wise cells instead of the Elman cell
+        cell = jaxrnn.stack_cells(jaxrnn.indrnn(3, 4, dtype=F64), jaxrnn.indrnn(4, 4, dtype=F64))
+        params, xs, targets = _problem(cell)
+        ref = grad.sequence_loss(cell, _loss, params, xs, targets, mask=mask)
     fn = entry.grad_fn(cell, _loss, **({"k": 2} if "k" in entry.options else {}))
     sig = inspect.signature(fn)
     assert list(sig.parameters) == ["params", "xs", "targets", "carry0", "mask", "key"]

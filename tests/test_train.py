@@ -243,7 +243,7 @@ def _loop_loss(cell, step_loss, params, xs, targets):
 def test_gradient_methods_registry_agrees_with_bptt_where_exact():
     cell, params, xs, targets, step_loss = _rnn_problem()
     methods = gradient_methods()
-    assert set(methods) == {"bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo"}
+    assert set(methods) == {"bptt", "tbptt", "rtrl", "snap1", "uoro", "rflo", "layerwise"}
     ref = jax.grad(lambda p: _loop_loss(cell, step_loss, p, xs, targets))(params)
     for name in ("bptt", "rtrl"):
         _, g = methods[name](cell, step_loss)(params, xs, targets, key=jax.random.key(0))

@@ -47,7 +47,7 @@ from jaxrnn.grad._common import (
     forward_grad_fn,
 )
 
-__all__ = ["layerwise"]
+__all__ = ["layers_of", "layerwise", "layerwise_method"]
 
 
 class LayerwiseContext(NamedTuple):
@@ -59,23 +59,36 @@ class LayerwiseContext(NamedTuple):
     sizes: list
 
 
-def layerwise(cells: tuple[Cell, ...] | list[Cell], step_loss: StepLoss) -> tuple[Cell, GradFn]:
-    """``(stack, grad_fn)``: ``stack = stack_cells(*cells)`` and its gradient function by
-    the layer-wise rule (module docstring), same call as :func:`jaxrnn.grad.rtrl`.
+def layers_of(cell: Cell) -> tuple[Cell, ...]:
+    """The layers of a stack built by :func:`jaxrnn.cells.stack_cells`, read from its
+    description (``cell.config``); ``(cell,)`` for any other cell."""
+    cfg = cell.config
+    if cfg is not None and cfg.kind == "stack_cells":
+        if all(a is b for a, b in zip(cell[:-1], cfg.built, strict=True)):
+            return tuple(cfg.args)
+    return (cell,)
 
-    Raises:
-      ValueError: a cell that is not declared element-wise (``diagonal``), or whose
-        declaration is false (when the function is traced).
-    """
-    from jaxrnn.cells.stacked import stack_cells
 
-    cells = tuple(cells)
+def _check_element_wise(cells: tuple[Cell, ...]) -> None:
     for k, cell in enumerate(cells):
         if not cell.diagonal:
             raise ValueError(
                 f"layerwise needs element-wise cells (diagonal=True or k); cell {k} is dense"
             )
-    stack = stack_cells(*cells)
+
+
+def layerwise_method(cell: Cell) -> ForwardMethod:
+    """The layer-wise rule as a :class:`~jaxrnn.grad.ForwardMethod` for ``cell``: a stack
+    of element-wise cells (:func:`layers_of`), or one element-wise cell (then it is exact
+    element-wise RTRL). What :func:`jaxrnn.grad.online` runs for ``method="layerwise"``.
+
+    Raises:
+      ValueError: a layer that is not declared element-wise.
+    """
+    cells = layers_of(cell)
+    _check_element_wise(cells)
+    if len(cells) == 1 and cells[0] is cell:
+        return _diag.diagonal_method()
 
     def split(fc, theta, c):
         params, carry = fc.unravel_params(theta), fc.unravel_carry(c)
@@ -118,5 +131,27 @@ def layerwise(cells: tuple[Cell, ...] | list[Cell], step_loss: StepLoss) -> tupl
             y = layer.step(p, cl, y)[1]
         return tuple(out)
 
-    method = ForwardMethod(prepare=prepare, init=init, update=update, history=history)
-    return stack, forward_grad_fn(stack, step_loss, method)
+    return ForwardMethod(prepare=prepare, init=init, update=update, history=history)
+
+
+def layerwise_grad(cell: Cell, step_loss: StepLoss) -> GradFn:
+    """The layer-wise gradient function of ``cell`` (a stack of element-wise cells from
+    :func:`jaxrnn.cells.stack_cells`, or one such cell), same call as
+    :func:`jaxrnn.grad.rtrl` (``GRADIENT_METHODS["layerwise"]``)."""
+    return forward_grad_fn(cell, step_loss, layerwise_method(cell))
+
+
+def layerwise(cells: tuple[Cell, ...] | list[Cell], step_loss: StepLoss) -> tuple[Cell, GradFn]:
+    """``(stack, grad_fn)``: ``stack = stack_cells(*cells)`` and its gradient function by
+    the layer-wise rule (module docstring), same call as :func:`jaxrnn.grad.rtrl`.
+
+    Raises:
+      ValueError: a cell that is not declared element-wise (``diagonal``), or whose
+        declaration is false (when the function is traced).
+    """
+    from jaxrnn.cells.stacked import stack_cells
+
+    cells = tuple(cells)
+    _check_element_wise(cells)
+    stack = stack_cells(*cells)
+    return stack, layerwise_grad(stack, step_loss)

@@ -11,7 +11,8 @@ here is available everywhere. Each entry gives
 - ``forward``: ``(cell, **options) -> ForwardMethod`` for the forward-mode methods
   (what :func:`jaxrnn.grad.online` runs one step at a time), else ``None``;
 - ``online``: usable by :func:`jaxrnn.grad.online`;
-- ``stochastic``: needs ``key``.
+- ``stochastic``: needs ``key``;
+- ``element_wise``: only for element-wise cells and stacks of them (``layerwise``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import NamedTuple
 from jaxrnn.base import Cell
 from jaxrnn.grad._common import ForwardMethod, GradFn
 from jaxrnn.grad.bptt import bptt, tbptt
+from jaxrnn.grad.layerwise import layerwise_grad, layerwise_method
 from jaxrnn.grad.rflo import rflo, rflo_method
 from jaxrnn.grad.rtrl import rtrl, rtrl_method
 from jaxrnn.grad.snap import snap1, snap1_method
@@ -38,6 +40,7 @@ class GradientMethod(NamedTuple):
     forward: Callable[..., ForwardMethod] | None = None
     online: bool = False
     stochastic: bool = False
+    element_wise: bool = False
 
 
 def _snap1_method(cell: Cell) -> ForwardMethod:
@@ -59,6 +62,9 @@ GRADIENT_METHODS: dict[str, GradientMethod] = {
     "snap1": GradientMethod(snap1, (), _snap1_method, online=True),
     "uoro": GradientMethod(uoro, (), _uoro_method, online=True, stochastic=True),
     "rflo": GradientMethod(rflo, ("alpha",), _rflo_method, online=True),
+    "layerwise": GradientMethod(
+        layerwise_grad, (), layerwise_method, online=True, element_wise=True
+    ),
 }
 
 
