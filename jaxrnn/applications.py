@@ -74,6 +74,19 @@ def _fit(
     )
 
 
+def _result(metrics, history, params, t0, report) -> dict[str, Any]:
+    """What every runner returns; ``jaxrnn train`` and ``examples/applications.py`` read
+    these keys."""
+    return {
+        "metrics": metrics,
+        "history": history,
+        "params": params,
+        "num_params": count_params(params),
+        "wall_s": time.perf_counter() - t0,
+        "report": report,
+    }
+
+
 def _exact(out, y, y_length):
     """Rows whose first ``y_length`` tokens (the target and its end token) are right."""
     y_length = jnp.asarray(y_length)
@@ -173,14 +186,7 @@ def run_seq2seq(
         f"{steps} steps): " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
         *(show(i) for i in range(3)),
     ]
-    return {
-        "metrics": metrics,
-        "history": res.history,
-        "params": res.params,
-        "num_params": count_params(res.params),
-        "wall_s": time.perf_counter() - t0,
-        "report": report,
-    }
+    return _result(metrics, res.history, res.params, t0, report)
 
 
 # ------------------------------------------------------------------------- CTC
@@ -273,14 +279,7 @@ def run_ctc(
         + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
         *(show(i) for i in range(3)),
     ]
-    return {
-        "metrics": metrics,
-        "history": res.history,
-        "params": res.params,
-        "num_params": count_params(res.params),
-        "wall_s": time.perf_counter() - t0,
-        "report": report,
-    }
+    return _result(metrics, res.history, res.params, t0, report)
 
 
 # -------------------------------------------------------------------- captions
@@ -377,14 +376,7 @@ def run_captions(
             for i in rows
         ),
     ]
-    return {
-        "metrics": metrics,
-        "history": res.history,
-        "params": res.params,
-        "num_params": count_params(res.params),
-        "wall_s": time.perf_counter() - t0,
-        "report": report,
-    }
+    return _result(metrics, res.history, res.params, t0, report)
 
 
 # -------------------------------------------------------------- continual Reber
@@ -481,14 +473,7 @@ def run_continual_reber(
         {"step": (i + 1) * 100, "train_loss": float(np.mean(res.losses[i * 100 : (i + 1) * 100]))}
         for i in range(len(res.losses) // 100)
     ]
-    return {
-        "metrics": metrics,
-        "history": history,
-        "params": res.params,
-        "num_params": count_params(res.params),
-        "wall_s": time.perf_counter() - t0,
-        "report": report,
-    }
+    return _result(metrics, history, res.params, t0, report)
 
 
 APPLICATIONS: dict[str, Callable[..., dict[str, Any]]] = {

@@ -32,7 +32,9 @@ def log_g(a):
     return jnp.where(a >= 0, jnp.log(jnp.maximum(a, 0) + 0.5), -jax.nn.softplus(-a))
 
 
-def _affine(params, x):
+def input_affine(params, x):
+    """``x W_ih^T + b_ih`` for one input ``(I,)`` or stacked inputs ``(T, I)`` (the min
+    cells' gates read only the input; ``b_ih`` may be ``None``)."""
     k = x @ params.w_ih.T
     return k if params.b_ih is None else k + params.b_ih
 
@@ -96,13 +98,13 @@ def min_gru(
         return jnp.zeros((H,), params.w_ih.dtype)
 
     def step(params, h, x):
-        k = _affine(params, x)
+        k = input_affine(params, x)
         z = jax.nn.sigmoid(k[:H])
         h = (1.0 - z) * h + z * g(k[H:])
         return h, h
 
     def coef(params, xs):
-        k = _affine(params, xs)
+        k = input_affine(params, xs)
         kz, kh = k[:, :H], k[:, H:]
         return -jax.nn.softplus(kz), -jax.nn.softplus(-kz) + log_g(kh)
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import check_float_dtype, check_positive_int
 from jaxrnn.cells._parallel import log_sequence
-from jaxrnn.cells.min_gru import g, log_g
+from jaxrnn.cells.min_gru import g, input_affine, log_g
 from jaxrnn.initializers import Initializer, pytorch_default
 
 
@@ -79,18 +79,14 @@ def min_lstm(
     def initial_carry(params):
         return jnp.zeros((H,), params.w_ih.dtype)
 
-    def affine(params, x):
-        k = x @ params.w_ih.T
-        return k if params.b_ih is None else k + params.b_ih
-
     def step(params, h, x):
-        k = affine(params, x)
+        k = input_affine(params, x)
         f, i = jax.nn.sigmoid(k[:H]), jax.nn.sigmoid(k[H : 2 * H])
         h = f / (f + i) * h + i / (f + i) * g(k[2 * H :])
         return h, h
 
     def coef(params, xs):
-        k = affine(params, xs)
+        k = input_affine(params, xs)
         diff = jax.nn.softplus(-k[:, :H]) - jax.nn.softplus(-k[:, H : 2 * H])
         return -jax.nn.softplus(diff), -jax.nn.softplus(-diff) + log_g(k[:, 2 * H :])
 
