@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sequence_paths import assert_sequence_equals_step
+from sequence_paths import close as _close
 
 import jaxrnn
 from jaxrnn import engine
@@ -34,17 +36,6 @@ FUSED_CELLS = {
 }
 
 
-def _close(a, b, tol=1e-10):
-    jax.tree_util.tree_map(lambda u, v: np.testing.assert_allclose(u, v, rtol=tol, atol=tol), a, b)
-
-
-def _random_carry(cell, params, key):
-    c0 = cell.initial_carry(params)
-    leaves, tree = jax.tree_util.tree_flatten(c0)
-    keys = jax.random.split(key, len(leaves))
-    return tree.unflatten([jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves)])
-
-
 REVERSED = ("gru", "lstm_proj", "rnn_relu")  # reverse for one of each family (cost)
 
 
@@ -59,29 +50,12 @@ def test_fused_path_equals_step_path(name, reverse):
     in both directions. The patterns are data, vmapped, so each path compiles once."""
     cell = FUSED_CELLS[name]()
     assert cell.sequence is not None and cell.projection is not None
-    kp, kx, kc = jax.random.split(jax.random.key(3), 3)
-    params = cell.init(kp)
-    xs = jax.random.normal(kx, (T, I), jnp.float64)
-    carry = _random_carry(cell, params, kc)
     ones, prefix = jnp.ones((T,), bool), jnp.arange(T) < 5
     gaps = jnp.array([1, 0, 1, 1, 0, 1, 1], bool)
     none, reset = jnp.zeros((T,), bool), jnp.array([0, 0, 1, 0, 0, 1, 0], bool)
     masks = jnp.stack([ones, prefix, gaps, prefix, ones])
     resets = jnp.stack([none, none, reset, reset, reset])
-
-    def f(p, x, c, m, r, fused):
-        c, ys = engine.run(cell, p, x, c, mask=m, reset=r, reverse=reverse, fused=fused)
-        leaves = jax.tree_util.tree_leaves(c)
-        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(a * a) for a in leaves), (c, ys)
-
-    def both(fused):
-        vg = jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True)
-        return jax.jit(jax.vmap(lambda m, r: vg(params, xs, carry, m, r, fused)))(masks, resets)
-
-    _close(both(True), both(False))
-    jf = jax.jacfwd(lambda p, x, c, m, r: f(p, x, c, m, r, True)[0], argnums=(0, 1, 2))
-    fwd = jax.jit(jax.vmap(lambda m, r: jf(params, xs, carry, m, r)))(masks, resets)
-    _close(fwd, both(False)[1])
+    assert_sequence_equals_step(cell, masks, resets, reverse=reverse, input_size=I)
 
 
 def test_fused_second_order_matches_step_path():
