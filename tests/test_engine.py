@@ -58,6 +58,20 @@ def test_fused_path_equals_step_path(name, reverse):
     assert_sequence_equals_step(cell, masks, resets, reverse=reverse, input_size=I)
 
 
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm_proj"])
+def test_fused_path_with_two_products_equals_step_path(name, monkeypatch):
+    """Above ``CONCAT_MAX`` an additive cell's forward loop computes ``x W_ih^T`` and
+    ``h W_hh^T`` as two products instead of one on ``[x, h]``: the same equalities."""
+    from jaxrnn.cells import _fused
+
+    monkeypatch.setattr(_fused, "CONCAT_MAX", 0)
+    cell = FUSED_CELLS[name]()
+    ones, gaps = jnp.ones((T,), bool), jnp.array([1, 0, 1, 1, 0, 1, 1], bool)
+    none, reset = jnp.zeros((T,), bool), jnp.array([0, 0, 1, 0, 0, 1, 0], bool)
+    masks, resets = jnp.stack([ones, gaps]), jnp.stack([none, reset])
+    assert_sequence_equals_step(cell, masks, resets, reverse=False, input_size=I)
+
+
 def test_fused_second_order_matches_step_path():
     cell = FUSED_CELLS["lstm_proj"]()
     params = cell.init(jax.random.key(0))

@@ -63,8 +63,8 @@ class Gated(NamedTuple):
       weights: ``params -> GatedWeights``.
       additive: the pointwise map depends on ``g^i + g^h`` only (RNN, LSTM): then
         ``forward``/``tangent`` receive the sum as their first argument and ``None``
-        as the second, and the forward loop runs one ``[x, h] @ [W_ih, W_hh]^T``
-        product per step.
+        as the second, and the forward loop may run one ``[x, h] @ [W_ih, W_hh]^T``
+        product per step instead of two (see ``CONCAT_MAX``).
       split: ``carry -> (h (R,), s)`` (``s`` a pytree or ``None``).
       join: ``(h, s) -> carry``.
       forward: ``(g_i, g_h, h, s) -> (m (H,), s_new, res)``, ``res`` a pytree of
@@ -107,12 +107,24 @@ def _instantiate(t, like):
     )
 
 
+# Below this many multiply-adds per example and step, ``(I + R) G``, an additive cell's
+# forward loop runs one product ``[x_t, h_{t-1}] @ [W_ih, W_hh]^T``; from it on, two
+# independent products ``x_t W_ih^T`` and ``h_{t-1} W_hh^T``, which XLA:CPU runs
+# concurrently on two cores (benchmarks/README.md, "One product or two").
+CONCAT_MAX = 1 << 18
+
+
+def _one_product(w: GatedWeights) -> bool:
+    return (w.w_ih.shape[1] + w.w_hh.shape[1]) * w.w_hh.shape[0] < CONCAT_MAX
+
+
 @functools.lru_cache(maxsize=256)
 def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
     """The ``custom_jvp`` sequence function for one spec and static configuration."""
 
     def run(xs, w, h0, s0, hr, sr, mask, rst, with_res):
-        if spec.additive:
+        concat = spec.additive and _one_product(w)
+        if concat:
             W = jnp.concatenate([w.w_ih, w.w_hh], axis=1).T  # (I + R, G)
             b = _add(w.b_ih, w.b_hh)
         else:
@@ -124,8 +136,11 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
             x, m_t, r_t = inp
             if resets:
                 h, s = tree_select(r_t, (hr, sr), (h, s))
-            if spec.additive:
+            if concat:
                 m, s2, res = spec.forward(_add(jnp.concatenate([x, h]) @ W, b), None, h, s)
+            elif spec.additive:
+                g = _add(_add(x @ WiT, w.b_ih), _add(h @ WhT, w.b_hh))
+                m, s2, res = spec.forward(g, None, h, s)
             else:
                 gi, gh = _add(x @ WiT, w.b_ih), _add(h @ WhT, w.b_hh)
                 m, s2, res = spec.forward(gi, gh, h, s)
