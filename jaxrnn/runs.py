@@ -206,8 +206,8 @@ def _check_choice(name: str, value: Any, choices) -> None:
 def check_config(cfg: Mapping[str, Any]) -> dict:
     """``cfg`` checked: every required option present, each of the right kind and range.
 
-    Returns ``dict(cfg)``; ``ValueError`` naming the first missing or bad option (other
-    keys are kept and not checked).
+    Returns a copy of ``cfg`` (paths as strings); ``ValueError`` naming the first
+    missing or bad option (other keys are kept and not checked).
     """
     missing = [k for k in ("task", *REQUIRED) if k not in cfg]
     if missing:
@@ -230,10 +230,13 @@ def check_config(cfg: Mapping[str, Any]) -> dict:
     check_finite("lr", cfg["lr"], positive=True)
     if check_finite("clip", cfg["clip"]) < 0:
         raise ValueError(f"clip must be a non-negative finite number, got {cfg['clip']!r}")
+    cfg = dict(cfg)
     for k in ("data_dir", "text"):
-        if cfg.get(k) is not None and not isinstance(cfg[k], (str, os.PathLike)):
-            raise ValueError(f"{k} must be a path or None, got {cfg[k]!r}")
-    return dict(cfg)
+        if cfg.get(k) is not None:
+            if not isinstance(cfg[k], (str, os.PathLike)):
+                raise ValueError(f"{k} must be a path or None, got {cfg[k]!r}")
+            cfg[k] = os.fspath(cfg[k])  # config.json holds it as a string
+    return cfg
 
 
 def load_run_config(path: str | os.PathLike) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ def test_run_config_merges_defaults_preset_and_options():
     assert cfg["task"] == "digits" and cfg["hidden"] == 7
     assert cfg["steps"] == runs.TASK_DEFAULTS["digits"]["steps"]
     assert runs.run_config()["task"] == "mnist1d"
+    assert runs.run_config("char_lm", text=Path("a.txt"))["text"] == "a.txt"  # JSON-ready
 
 
 @pytest.mark.parametrize(
