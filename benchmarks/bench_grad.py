@@ -35,7 +35,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import jaxrnn
-from jaxrnn import grad as G
+from jaxrnn.grad import make_grad_fn
+from jaxrnn.train import memory_bytes
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
@@ -44,18 +45,19 @@ def mse_loss(head, y, target):
     return 0.5 * jnp.sum((head @ y - target) ** 2)
 
 
+# benchmark name -> (registry method, its options, element-wise cell)
+METHODS = {
+    "bptt": ("bptt", {}, False),
+    "bptt_ckpt": ("bptt", {"checkpoint": True}, False),
+    "rtrl": ("rtrl", {}, False),
+    "rtrl_diag": ("rtrl", {}, True),  # RTRL picks its element-wise path for IndRNN
+}
+
+
 def make_fn(method: str, n: int):
-    if method == "rtrl_diag":
-        cell = jaxrnn.cells.indrnn(1, n)
-    else:
-        cell = jaxrnn.rnn(1, n)
-    if method == "bptt":
-        fn = G.bptt(cell, mse_loss)
-    elif method == "bptt_ckpt":
-        fn = G.bptt(cell, mse_loss, checkpoint=True)
-    else:
-        fn = G.rtrl(cell, mse_loss)
-    return cell, fn
+    name, options, element_wise = METHODS[method]
+    cell = jaxrnn.cells.indrnn(1, n) if element_wise else jaxrnn.rnn(1, n)
+    return cell, make_grad_fn(name, cell, mse_loss, **options)
 
 
 def measure(method: str, n: int, T: int, repeats: int) -> dict:
@@ -66,8 +68,7 @@ def measure(method: str, n: int, T: int, repeats: int) -> dict:
     targets = jax.random.normal(jax.random.key(2), (T, 1), jnp.float32)
     f = jax.jit(lambda p, x, t: fn(p, x, t))
     compiled = f.lower(params, xs, targets).compile()
-    mem = compiled.memory_analysis()
-    peak = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+    mem = memory_bytes(compiled) or {"peak": -1, "temp": -1}
     jax.block_until_ready(compiled(params, xs, targets))
     times = []
     for _ in range(repeats):
@@ -81,8 +82,8 @@ def measure(method: str, n: int, T: int, repeats: int) -> dict:
         "params": p,
         "T": T,
         "us_per_step": 1e6 * float(np.median(times)) / T,
-        "peak_bytes": int(peak),
-        "temp_bytes": int(mem.temp_size_in_bytes),
+        "peak_bytes": mem["peak"],
+        "temp_bytes": mem["temp"],
     }
 
 
@@ -104,7 +105,7 @@ def main(argv=None):
         sizes, T_fixed, lengths, n_small = [8, 16], 200, [1000, 3000], 4
     else:
         sizes, T_fixed, lengths, n_small = [8, 16, 32, 64], 1000, [1000, 10_000, 100_000], 8
-    methods = ["bptt", "bptt_ckpt", "rtrl", "rtrl_diag"]
+    methods = list(METHODS)
     rows = []
     for n in sizes:
         for m in methods:

@@ -75,8 +75,8 @@ def _fit(
 
 
 def _result(metrics, history, params, t0, report) -> dict[str, Any]:
-    """What every runner returns; ``jaxrnn train`` and ``examples/applications.py`` read
-    these keys."""
+    """What every runner returns; :func:`jaxrnn.runs.train_run` (``jaxrnn train``) and
+    ``examples/applications.py`` read these keys."""
     return {
         "metrics": metrics,
         "history": history,

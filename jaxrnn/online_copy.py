@@ -42,7 +42,7 @@ from jaxrnn.engine import scan
 from jaxrnn.models import linear
 from jaxrnn.tasks import copy_pad_batch
 
-__all__ = ["COPY_METHODS", "compare_online_copy"]
+__all__ = ["COPY_METHODS", "check_copy_methods", "compare_online_copy"]
 
 COPY_METHODS = ("bptt", "online", "truncated", "spatial")
 # The paper's ranking on the copy task (Table 1, text): BPTT and the exact online rule
@@ -68,6 +68,17 @@ def _methods(cells, step_loss):
     return cell, methods
 
 
+def check_copy_methods(methods) -> list[str]:
+    """``methods`` as a list of names of :data:`COPY_METHODS`; ``ValueError`` otherwise."""
+    methods = list(methods)
+    if not methods or any(m not in COPY_METHODS for m in methods):
+        raise ValueError(
+            f"methods of the zucchet-copy comparison must be among {list(COPY_METHODS)}, "
+            f"got {methods}"
+        )
+    return methods
+
+
 def compare_online_copy(
     methods=COPY_METHODS,
     *,
@@ -91,9 +102,7 @@ def compare_online_copy(
     accuracy (mean and standard deviation over seeds), the cosine of the method's
     first gradient to BPTT's and the time per update.
     """
-    unknown = [m for m in methods if m not in COPY_METHODS]
-    if unknown:
-        raise ValueError(f"methods must be among {COPY_METHODS}, got {unknown}")
+    methods = check_copy_methods(methods)
     cells = [lru(bits + 1, hidden)] + [lru(hidden, hidden) for _ in range(layers - 1)]
     head_init, head_apply = linear(hidden, bits)
     norm = float(pattern * bits)

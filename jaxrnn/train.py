@@ -53,6 +53,7 @@ __all__ = [
     "gradient_methods",
     "make_optimizer",
     "make_train_step",
+    "memory_bytes",
     "method_grad_fn",
 ]
 
@@ -547,6 +548,18 @@ def method_grad_fn(
     return grad_fn
 
 
+def memory_bytes(compiled) -> dict[str, int] | None:
+    """XLA's memory analysis of a compiled function (``jax.jit(f).lower(...).compile()``):
+    ``{"temp": working memory beyond arguments and outputs, "peak": temp + arguments +
+    outputs}`` in bytes, or ``None`` where the backend reports none."""
+    try:
+        mem = compiled.memory_analysis()
+        temp = int(mem.temp_size_in_bytes)
+        return {"temp": temp, "peak": temp + mem.argument_size_in_bytes + mem.output_size_in_bytes}
+    except Exception:  # not every backend reports memory
+        return None
+
+
 def compare_methods(
     cell,
     step_loss,
@@ -599,14 +612,8 @@ def compare_methods(
 
             state = optimizer.init(params)
             compiled = jax.jit(update).lower(params, state, xs[0], ys[0], keys[0]).compile()
-            try:
-                mem = compiled.memory_analysis()
-                used = (
-                    mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-                )
-                mems.append(used / 2**20)
-            except Exception:  # not every backend reports memory
-                mems.append(math.nan)
+            mem = memory_bytes(compiled)
+            mems.append(math.nan if mem is None else mem["peak"] / 2**20)
             losses = []
             t_start = None
             for i in tqdm(range(U), desc=f"{name}/seed{seed}", disable=not progress):

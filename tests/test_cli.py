@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jaxrnn import cli
+from jaxrnn import cli, runs
 from jaxrnn.checkpoint import save_checkpoint
 
 
@@ -139,7 +139,7 @@ def test_paper_gru_preset_is_the_published_configuration():
                 optimizer="adam", lr=1e-2, batch_size=100, steps=6000)  # fmt: skip
     assert {k: cfg[k] for k in want} == want
     meta = {"kind": "classify", "input_size": 1, "output_size": 10, "seq_len": 40, "name": "m"}
-    model, _, _ = cli._build(cfg, meta)
+    model, _, _ = runs.build_model(cfg, meta)
     import jax
 
     n = sum(x.size for x in jax.tree_util.tree_leaves(model.init(jax.random.key(0))))
@@ -173,7 +173,7 @@ def test_train_method_targets_give_the_bptt_gradient_of_the_training_loss(kind):
     cfg.update(cell="gru", hidden=5, method=method, tbptt_k=6)
     O = 3 if kind == "classify" else 2
     meta = {"kind": kind, "input_size": 4, "output_size": O, "seq_len": 6, "name": "t"}
-    model, loss_fn, _ = cli._build(cfg, meta)
+    model, loss_fn, _ = runs.build_model(cfg, meta)
     rng = np.random.default_rng(0)
     batch = {"x": rng.normal(size=(5, 6, 4)).astype(np.float32)}
     if kind == "classify":
@@ -181,7 +181,7 @@ def test_train_method_targets_give_the_bptt_gradient_of_the_training_loss(kind):
     else:
         batch["y"] = rng.normal(size=(5, O)).astype(np.float32)
     params = model.init(jax.random.key(0))
-    grad_fn = cli._method_grad(cfg, model, meta)
+    grad_fn = runs.build_grad_fn(cfg, model, meta)
     loss, _, grads = grad_fn(params, batch, jax.random.key(1))
     want_loss, want = jax.value_and_grad(lambda p: loss_fn(p, batch, None)[0])(params)
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)

@@ -27,7 +27,7 @@ from conftest import CELL_CASES
 from flax import serialization
 
 import jaxrnn
-from jaxrnn import cli, nn
+from jaxrnn import cli, nn, runs
 from jaxrnn.checkpoint import (
     _HEADER,
     MAGIC,
@@ -331,7 +331,7 @@ def test_cli_evaluate_on_broken_run_directories(capsys, tmp_path):
     _one_line_exit_2(capsys, ["evaluate", run], ["config.json", "'config'"])
     cfg.write_text(json.dumps({"config": {"task": "next_letter", "cell": "rnn"}}))
     _one_line_exit_2(capsys, ["evaluate", run], ["config.json", "does not describe a run"])
-    good = dict(cli.COMMON_DEFAULTS, **cli.TASK_DEFAULTS["next_letter"], task="next_letter")
+    good = dict(runs.COMMON_DEFAULTS, **runs.TASK_DEFAULTS["next_letter"], task="next_letter")
     cfg.write_text(json.dumps({"config": {**good, "data_dir": None, "text": None}}))
     _one_line_exit_2(capsys, ["evaluate", run], ["checkpoint.msgpack", "does not fit"])
     _raw_checkpoint(ck, {"weights": np.zeros(3)})

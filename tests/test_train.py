@@ -26,6 +26,7 @@ from jaxrnn.train import (
     gradient_methods,
     make_optimizer,
     make_train_step,
+    memory_bytes,
 )
 
 # ------------------------------------------------------------------------------ losses
@@ -330,3 +331,13 @@ def test_seed_next_letter_srn_predicts_d_after_c_and_h_after_fg():
         z = model.apply(params, jnp.asarray(encode(prompt)))
         assert decode(jnp.argmax(z[-1])) == want
     assert m["accuracy"] == 1.0
+
+
+def test_memory_bytes_counts_arguments_outputs_and_working_memory():
+    """``peak = temp + arguments + outputs``: a float64 ``(1000,)`` argument and a
+    ``(2, 1000)`` output are 8000 and 16000 bytes."""
+    x = jnp.arange(1000.0)
+    compiled = jax.jit(lambda a: jnp.stack([a * 2, a + 1])).lower(x).compile()
+    mem = memory_bytes(compiled)
+    assert mem is not None and mem["temp"] >= 0
+    assert mem["peak"] == mem["temp"] + 8000 + 16000
