@@ -72,9 +72,15 @@ class Gated(NamedTuple):
         leaf is stored for every step).
       coefficients: ``(res, h) -> coef``, elementwise, applied to residuals stacked
         over time, ``h`` the stacked incoming ``h_{t-1}``.
-      tangent: ``(coef, dg_i, dg_h, dh, ds) -> (dm, ds_new)``, linear in ``dg_i,
-        dg_h, dh, ds``, using only products of a coefficient with a tangent (so the
-        loop holds no primal work).
+      tangent: ``(coef, du, dh, ds) -> (dm, ds_new)``, linear in ``du, dh, ds``,
+        using only products of a coefficient with a tangent (so the loop holds no
+        primal work), where ``du = dg_i + recurrent(coef, dg_h)``.
+      recurrent: ``(coef, dg_h) -> (G,)``, linear in ``dg_h``: how the recurrent
+        pre-activation's tangent enters ``du`` (``None``: as it is, ``du = dg_i +
+        dg_h``; the GRU scales its candidate block by ``r``). Everything but the
+        loop-carried ``dh W_hh^T`` term is then combined for all steps at once, so
+        the loop (and the reverse loop that JAX derives from it) carries one
+        ``(G,)`` input and output per step.
     """
 
     weights: Callable[[Any], GatedWeights]
@@ -84,6 +90,7 @@ class Gated(NamedTuple):
     forward: Callable
     coefficients: Callable
     tangent: Callable
+    recurrent: Callable | None = None
 
 
 def _add(a, b):
@@ -187,12 +194,11 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
         f = None
         if w.w_hr is not None and not _zero(dw.w_hr):
             f = ms @ dw.w_hr.T
-        if spec.additive:
-            dgi, e = _add(dgi, e), None
-        T = xs.shape[0]
-        G = w.w_hh.shape[0]
-        full = lambda a: None if a is None else jnp.broadcast_to(a, (T, G))  # noqa: E731
-        dgi, e = full(dgi), full(e)
+        if e is not None and spec.recurrent is not None:
+            e = spec.recurrent(coef, jnp.broadcast_to(e, (xs.shape[0], w.w_hh.shape[0])))
+        du = _add(dgi, e)  # all of du_t but the loop-carried term dh_{t-1} W_hh^T
+        if du is not None:
+            du = jnp.broadcast_to(du, (xs.shape[0], w.w_hh.shape[0]))
         WhT = w.w_hh.T
         WoT = None if w.w_hr is None else w.w_hr.T
         dh0, ds0 = _instantiate((dh0, ds0), (h0, s0))
@@ -201,16 +207,13 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
 
         def body(carry, inp):
             dh, ds = carry
-            c_t, dgi_t, e_t, f_t, m_t, r_t = inp
+            c_t, du_t, f_t, m_t, r_t = inp
             if resets:
                 dh, ds = tree_select(r_t, (dhr, dsr), (dh, ds))
-            dgh = _add(dh @ WhT, e_t)
-            if spec.additive:
-                dm, ds2 = spec.tangent(c_t, _add(dgi_t, dgh), None, dh, ds)
-            else:
-                if dgi_t is None:
-                    dgi_t = jnp.zeros_like(dgh)
-                dm, ds2 = spec.tangent(c_t, dgi_t, dgh, dh, ds)
+            dgh = dh @ WhT
+            if spec.recurrent is not None:
+                dgh = spec.recurrent(c_t, dgh)
+            dm, ds2 = spec.tangent(c_t, _add(du_t, dgh), dh, ds)
             dh2 = dm if WoT is None else _add(dm @ WoT, f_t)
             if masked:
                 dh2, ds2 = tree_select(m_t, (dh2, ds2), (dh, ds))
@@ -220,7 +223,7 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
             return (dh2, ds2), dy
 
         (dh, ds), dys = jax.lax.scan(
-            body, (dh0, ds0), (coef, dgi, e, f, mask, rst), reverse=reverse, unroll=unroll
+            body, (dh0, ds0), (coef, du, f, mask, rst), reverse=reverse, unroll=unroll
         )
         return ((h, s), ys), ((dh, ds), dys)
 

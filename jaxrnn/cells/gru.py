@@ -100,12 +100,15 @@ def gru(
         r, z, n = jnp.split(gates, 3, axis=-1)
         return (r * (1 - r) * gh_n, r, z * (1 - z) * (h - n), (1 - n * n) * (1 - z), z)
 
-    def tangent(coef, dgi, dgh, dh, _):
-        a_rn, r, a_z, a_n, z = coef
-        dgi_r, dgi_z, dgi_n = jnp.split(dgi, 3, axis=-1)
+    def recurrent(coef, dgh):  # du = dg_i + (dg_h^r, dg_h^z, r dg_h^n)
+        r = coef[1]
         dgh_r, dgh_z, dgh_n = jnp.split(dgh, 3, axis=-1)
-        dn = dgi_n + a_rn * (dgi_r + dgh_r) + r * dgh_n
-        return a_n * dn + a_z * (dgi_z + dgh_z) + z * dh, None
+        return jnp.concatenate([dgh_r, dgh_z, r * dgh_n], axis=-1)
+
+    def tangent(coef, du, dh, _):  # dn = du_n + a_rn du_r
+        a_rn, _, a_z, a_n, z = coef
+        du_r, du_z, du_n = jnp.split(du, 3, axis=-1)
+        return a_n * (du_n + a_rn * du_r) + a_z * du_z + z * dh, None
 
     spec = Gated(
         weights=lambda p: GatedWeights(p.w_ih, p.b_ih, p.w_hh, p.b_hh, None),
@@ -115,5 +118,6 @@ def gru(
         forward=forward,
         coefficients=coefficients,
         tangent=tangent,
+        recurrent=recurrent,
     )
     return gated_cell(spec, init, initial_carry, input_size=input_size, output_size=H)

@@ -142,7 +142,7 @@ def lstm(
             o * (1 - tc * tc),
         )
 
-    def tangent(coef, dz, _, dh, dc):
+    def tangent(coef, dz, dh, dc):
         a_i, a_f, a_g, f, a_o, b = coef
         dzi, dzf, dzg, dzo = jnp.split(dz, 4, axis=-1)
         dc_new = f * dc + a_i * dzi + a_f * dzf + a_g * dzg

@@ -98,7 +98,7 @@ def rnn(
     def coefficients(res, _):  # phi'(a): 1 - h^2 (tanh), [a > 0] (relu, as jax.nn.relu)
         return (res > 0).astype(res.dtype) if relu else 1 - res * res
 
-    def tangent(coef, da, _, dh, __):
+    def tangent(coef, da, dh, __):
         return coef * da, None
 
     spec = Gated(
