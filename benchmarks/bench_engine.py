@@ -7,7 +7,11 @@ to the parameters and the input, for:
 - ``fused``: the default (the cell's ``sequence``: fused forward, cuDNN-style backward);
 - ``step``: ``fused=False`` (``lax.scan`` over ``cell.step``, JAX's own reverse mode);
 - ``step+hoist``: ``fused=False, hoist=True`` (input projection over all steps first);
-- ``fused, unroll=k`` for k in 2, 4, 8.
+- ``fused, unroll=k`` for k in 2, 4, 8;
+- ``fused, one product`` / ``fused, two products``: the LSTM's forward loop with
+  ``[x_t, h_{t-1}] @ [W_ih, W_hh]^T`` or with ``x_t W_ih^T`` and ``h_{t-1} W_hh^T``
+  apart, whatever ``jaxrnn.cells._fused.CONCAT_MAX`` would choose (the GRU always
+  computes them apart).
 
 Rounds are interleaved (every variant once per round), the table gives the median over
 rounds in milliseconds and each variant's ratio to ``fused``; compile time (first call
@@ -30,9 +34,15 @@ import jax
 import jax.numpy as jnp
 
 import jaxrnn
+from jaxrnn.cells import _fused
 
 RESULTS = Path(__file__).parent / "results"
-CASES = {"a": (32, 100, 64, 128), "c": (1, 1000, 32, 64), "b": (64, 200, 128, 256)}
+CASES = {
+    "a": (32, 100, 64, 128),
+    "c": (1, 1000, 32, 64),
+    "b": (64, 200, 128, 256),
+    "d": (256, 50, 256, 512),
+}
 VARIANTS = {
     "fused": dict(),
     "step": dict(fused=False),
@@ -40,6 +50,8 @@ VARIANTS = {
     "fused, unroll=2": dict(unroll=2),
     "fused, unroll=4": dict(unroll=4),
     "fused, unroll=8": dict(unroll=8),
+    "fused, one product": dict(products=1 << 62),
+    "fused, two products": dict(products=0),
 }
 
 
@@ -76,18 +88,28 @@ def main(argv=None) -> int:
             x = jax.random.normal(jax.random.key(1), (B, T, I))
             fns, compile_s = {}, {}
             for name, options in VARIANTS.items():
-                fwd, grad = build(cell, options)
-                first = _timed(grad, params, x)
-                compile_s[name] = first - _timed(grad, params, x)
-                _timed(fwd, params, x)
+                options = dict(options)
+                concat_max = options.pop("products", _fused.CONCAT_MAX)
+                if kind == "gru" and "products" in VARIANTS[name]:
+                    continue
+                # a new cell: a fresh trace (the engine caches compiled runs per cell)
+                c = cell if concat_max == _fused.CONCAT_MAX else getattr(jaxrnn, kind)(I, H)
+                default, _fused.CONCAT_MAX = _fused.CONCAT_MAX, concat_max
+                try:  # traced (and compiled) by the first calls
+                    fwd, grad = build(c, options)
+                    first = _timed(grad, params, x)
+                    compile_s[name] = first - _timed(grad, params, x)
+                    _timed(fwd, params, x)
+                finally:
+                    _fused.CONCAT_MAX = default
                 fns[name] = (fwd, grad)
-            times = {name: ([], []) for name in VARIANTS}
+            times = {name: ([], []) for name in fns}
             for _ in range(rounds):
                 for name, (fwd, grad) in fns.items():
                     times[name][0].append(_timed(fwd, params, x))
                     times[name][1].append(_timed(grad, params, x))
             med = {n: [1e3 * statistics.median(t) for t in ts] for n, ts in times.items()}
-            for name in VARIANTS:
+            for name in fns:
                 rows.append(
                     dict(
                         case=case,
