@@ -504,13 +504,11 @@ def bench_train_loop(segments, seg_steps, warmup, rounds, rows):
     Both block every ``seg_steps`` steps after ``warmup`` and time each segment; a
     round's number is the median segment, the result the best round.
     """
-    from jaxrnn import cli
+    from jaxrnn.runs import prepare_run, run_config
     from jaxrnn.train import batch_sampler, fit, make_train_step
 
-    cfg = cli._config(cli.build_parser().parse_args(["train"]))
-    data = cli._load_task(cfg)
-    model, loss_fn, _ = cli._build(cfg, data.meta)
-    optimizer = cli._optimizer(cfg)
+    run = prepare_run(run_config())  # what `jaxrnn train` with no options trains
+    cfg, data, model, loss_fn, optimizer = run.cfg, run.data, run.model, run.loss_fn, run.optimizer
     key_init, key_train = jax.random.split(jax.random.key(cfg["seed"]))
     params0 = model.init(key_init)
     batch_size = min(cfg["batch_size"], len(data.train["y"]))
@@ -589,11 +587,21 @@ def main(argv=None):
     )
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--replot", action="store_true", help="rewrite .md/.png from the .csv")
+    ap.add_argument(
+        "--loop-only",
+        action="store_true",
+        help="measure only the training loop, replacing its rows in the existing .csv",
+    )
     args = ap.parse_args(argv)
     csv_path = os.path.join(args.out, "peers.csv")
-    if args.replot:
+    if args.replot or args.loop_only:
         with open(csv_path) as fh:
-            write_report(list(csv.DictReader(fh)), args.out)
+            rows = list(csv.DictReader(fh))
+        if args.loop_only:  # e.g. after a run that stopped in the loop section
+            rows = [r for r in rows if r["section"] != "loop"]
+            bench_train_loop(*loop_args(args), args.rounds, rows)
+            save_csv(rows, csv_path)
+        write_report([{k: str(v) for k, v in r.items()} for r in rows], args.out)
         return
     command = " ".join(
         ["python", "benchmarks/bench_peers.py", *(sys.argv[1:] if argv is None else argv)]
@@ -601,7 +609,7 @@ def main(argv=None):
     cases = ["quick"] if args.quick else args.cases.split(",")
     rounds = 1 if args.quick else args.rounds
     budget = 0.05 if args.quick else args.budget
-    loop = (4, 20, 10) if args.quick else (args.loop_segments, 100, 50)  # segments, length, warm-up
+    loop = loop_args(args)
     for c in cases:
         if c not in CASES:
             ap.error(f"unknown case {c!r}; known: {sorted(CASES)}")
@@ -672,6 +680,11 @@ def main(argv=None):
         bench_train_loop(*loop, rounds, rows)
     save_csv(rows, csv_path)
     write_report([{k: str(v) for k, v in r.items()} for r in rows], args.out)
+
+
+def loop_args(args):
+    """(segments, steps per segment, warm-up steps) of the training-loop measurement."""
+    return (4, 20, 10) if args.quick else (args.loop_segments, 100, 50)
 
 
 def save_csv(rows, path):
