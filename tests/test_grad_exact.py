@@ -236,12 +236,17 @@ def _layerwise_reference(stack, sizes, params, xs, targets):
         new, y = stack.step(unravel(th), unravel_c(cc), x)
         return ravel_pytree(new)[0], y
 
-    def step_jacobians(c, x, tgt):
+    @jax.jit  # compiled once, called T times (eager jacobians cost seconds per step)
+    def jacobians(c, x, tgt):
         D = jax.jacfwd(lambda cc: f(theta, cc, x)[0])(c)
         I = jax.jacrev(lambda th: f(th, c, x)[0])(theta)
         g_imm, g_c = jax.grad(
             lambda th, cc: mse_loss(params[1], f(th, cc, x)[1], tgt), argnums=(0, 1)
         )(theta, c)
+        return D, I, g_imm, g_c
+
+    def step_jacobians(c, x, tgt):
+        D, I, g_imm, g_c = jacobians(c, x, tgt)
         return np.asarray(D) * mask_D, np.asarray(I) * mask_I, g_imm, g_c
 
     M = np.zeros((c.size, theta.size))
