@@ -313,12 +313,15 @@ def test_forward_mode_through_a_sequence_layer(full_case):
         return layer.apply(lp, x, length=4)[1]
 
     tangent = random_inputs(jax.random.key(4), T, xs.shape[1])
-    _, jvp_out = jax.jit(lambda x, v: jax.jvp(f, (x,), (v,)))(xs, tangent)
-    jac = jax.jit(jax.jacrev(f))(xs)  # (T, O, T, I)
+
+    @jax.jit  # one compilation for the three
+    def derivatives(x, v):
+        return jax.jvp(f, (x,), (v,))[1], jax.jacrev(f)(x), jax.jacfwd(f)(x)
+
+    jvp_out, jac, jac_fwd = derivatives(xs, tangent)  # jac: (T, O, T, I)
     np.testing.assert_allclose(
         jvp_out, jnp.einsum("toki,ki->to", jac, tangent), rtol=1e-10, atol=1e-12
     )
-    jac_fwd = jax.jit(jax.jacfwd(f))(xs)
     np.testing.assert_allclose(jac_fwd, jac, rtol=1e-10, atol=1e-12)
 
 
