@@ -68,18 +68,20 @@ def affine(w_ih, b_ih, w_hh, b_hh, x, h):
     return gi, gh
 
 
-def check_forget_bias(forget_bias: object, bias: bool) -> float | None:
-    """``None`` or a finite number, and only with ``bias=True``; ``ValueError`` otherwise."""
+def check_forget_bias(forget_bias: object, bias: bool, name: str = "forget_bias") -> float | None:
+    """A gate's bias option (``name``): ``None`` or a finite number, and only with
+    ``bias=True``; ``ValueError`` otherwise."""
     if forget_bias is None:
         return None
-    forget_bias = check_finite("forget_bias", forget_bias)
+    forget_bias = check_finite(name, forget_bias)
     if not bias:
-        raise ValueError("forget_bias needs bias=True")
+        raise ValueError(f"{name} needs bias=True")
     return forget_bias
 
 
 def set_forget_bias(w: dict, block: slice, forget_bias: float | None) -> dict:
-    """Store the effective forget-gate bias in ``b_ih[block]`` (and 0 in ``b_hh[block]``)."""
+    """Store the effective bias of a gate (the forget gate's, or another's) in
+    ``b_ih[block]`` (and 0 in ``b_hh[block]``)."""
     if forget_bias is not None:
         w["b_ih"] = w["b_ih"].at[block].set(forget_bias)
         w["b_hh"] = w["b_hh"].at[block].set(0.0)

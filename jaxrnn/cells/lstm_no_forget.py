@@ -10,8 +10,8 @@ import jax.numpy as jnp
 from jaxrnn.base import Cell, configured
 from jaxrnn.cells._common import (
     affine,
-    check_finite,
     check_float_dtype,
+    check_forget_bias,
     check_positive_int,
     gated_weights,
     set_forget_bias,
@@ -85,10 +85,7 @@ def lstm_no_forget(
     check_positive_int("input_size", input_size)
     check_positive_int("hidden_size", hidden_size)
     dtype = check_float_dtype("dtype", dtype)
-    if input_bias is not None:
-        input_bias = check_finite("input_bias", input_bias)
-        if not bias:
-            raise ValueError("input_bias needs bias=True")
+    input_bias = check_forget_bias(input_bias, bias, name="input_bias")
     H = hidden_size
 
     def init(key):
