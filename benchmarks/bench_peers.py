@@ -594,12 +594,13 @@ def main(argv=None):
     )
     args = ap.parse_args(argv)
     csv_path = os.path.join(args.out, "peers.csv")
+    rounds = 1 if args.quick else args.rounds
     if args.replot or args.loop_only:
         with open(csv_path) as fh:
             rows = list(csv.DictReader(fh))
         if args.loop_only:  # e.g. after a run that stopped in the loop section
             rows = [r for r in rows if r["section"] != "loop"]
-            bench_train_loop(*loop_args(args), args.rounds, rows)
+            bench_train_loop(*loop_args(args), rounds, rows)
             save_csv(rows, csv_path)
         write_report([{k: str(v) for k, v in r.items()} for r in rows], args.out)
         return
@@ -607,7 +608,6 @@ def main(argv=None):
         ["python", "benchmarks/bench_peers.py", *(sys.argv[1:] if argv is None else argv)]
     )
     cases = ["quick"] if args.quick else args.cases.split(",")
-    rounds = 1 if args.quick else args.rounds
     budget = 0.05 if args.quick else args.budget
     loop = loop_args(args)
     for c in cases:

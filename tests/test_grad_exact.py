@@ -245,14 +245,11 @@ def _layerwise_reference(stack, sizes, params, xs, targets):
         )(theta, c)
         return D, I, g_imm, g_c
 
-    def step_jacobians(c, x, tgt):
-        D, I, g_imm, g_c = jacobians(c, x, tgt)
-        return np.asarray(D) * mask_D, np.asarray(I) * mask_I, g_imm, g_c
-
     M = np.zeros((c.size, theta.size))
     g = np.zeros(theta.size)
     for t in range(xs.shape[0]):
-        D, I, g_imm, g_c = step_jacobians(c, xs[t], targets[t])
+        D, I, g_imm, g_c = jacobians(c, xs[t], targets[t])
+        D, I = np.asarray(D) * mask_D, np.asarray(I) * mask_I  # each layer's own blocks
         g = g + np.asarray(g_imm) + np.asarray(g_c) @ M
         M = D @ M + I
         c = f(theta, c, xs[t])[0]

@@ -145,11 +145,10 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
                 h, s = tree_select(r_t, (hr, sr), (h, s))
             if concat:
                 m, s2, res = spec.forward(_add(jnp.concatenate([x, h]) @ W, b), None, h, s)
-            elif spec.additive:
-                g = _add(_add(x @ WiT, w.b_ih), _add(h @ WhT, w.b_hh))
-                m, s2, res = spec.forward(g, None, h, s)
             else:
                 gi, gh = _add(x @ WiT, w.b_ih), _add(h @ WhT, w.b_hh)
+                if spec.additive:
+                    gi, gh = gi + gh, None
                 m, s2, res = spec.forward(gi, gh, h, s)
             h2 = m if WoT is None else m @ WoT
             if masked:
@@ -194,11 +193,12 @@ def _core(spec: Gated, reverse: bool, unroll: int, masked: bool, resets: bool):
         f = None
         if w.w_hr is not None and not _zero(dw.w_hr):
             f = ms @ dw.w_hr.T
+        steps_gates = (xs.shape[0], w.w_hh.shape[0])  # (T, G)
         if e is not None and spec.recurrent is not None:
-            e = spec.recurrent(coef, jnp.broadcast_to(e, (xs.shape[0], w.w_hh.shape[0])))
+            e = spec.recurrent(coef, jnp.broadcast_to(e, steps_gates))
         du = _add(dgi, e)  # all of du_t but the loop-carried term dh_{t-1} W_hh^T
         if du is not None:
-            du = jnp.broadcast_to(du, (xs.shape[0], w.w_hh.shape[0]))
+            du = jnp.broadcast_to(du, steps_gates)
         WhT = w.w_hh.T
         WoT = None if w.w_hr is None else w.w_hr.T
         dh0, ds0 = _instantiate((dh0, ds0), (h0, s0))
