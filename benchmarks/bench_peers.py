@@ -585,6 +585,12 @@ def main(argv=None):
     ap.add_argument(
         "--loop-segments", type=int, default=8, help="100-step segments per loop run (0: skip)"
     )
+    ap.add_argument(
+        "--reuse-freed-memory",
+        action="store_true",
+        help="call jaxrnn.host.reuse_freed_memory() first (the whole process: every "
+        "library keeps its freed buffers mapped)",
+    )
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--replot", action="store_true", help="rewrite .md/.png from the .csv")
     ap.add_argument(
@@ -593,6 +599,10 @@ def main(argv=None):
         help="measure only the training loop, replacing its rows in the existing .csv",
     )
     args = ap.parse_args(argv)
+    # Before JAX starts; the whole process (every library) shares the setting.
+    malloc = "glibc defaults"
+    if args.reuse_freed_memory and jaxrnn.host.reuse_freed_memory():
+        malloc = "jaxrnn.host.reuse_freed_memory()"
     csv_path = os.path.join(args.out, "peers.csv")
     rounds = 1 if args.quick else args.rounds
     if args.replot or args.loop_only:
@@ -640,6 +650,7 @@ def main(argv=None):
             f"equinox {equinox.__version__}, optax {optax.__version__}",
         ),
         row("meta", mode="tol", lib=str(args.tol)),
+        row("meta", mode="malloc", lib=malloc),
     ]
     gemm_n = 1024 if jax.default_backend() == "cpu" else 4096
     rows.append(row("meta", mode="gemm_n", lib=str(gemm_n)))
@@ -764,7 +775,8 @@ def write_report(rows, out):
         "",
         f"Command: `{meta.get('command', '?')}`  ",
         f"Device: {meta.get('device', '?')}  ",
-        f"Versions: {meta.get('versions', '?')}. float32.",
+        f"Versions: {meta.get('versions', '?')}. float32.  ",
+        f"Host memory (all libraries, one process): {meta.get('malloc', 'glibc defaults')}.",
         "",
         "Times in ms per call: best over interleaved rounds of the median of repeated calls.",
         f"Peers: {', '.join(peers)}"

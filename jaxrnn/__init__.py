@@ -5,10 +5,11 @@ example; :mod:`jaxrnn.engine` runs it over time (``jax.lax.scan``, or the cell's
 whole-sequence path) and :mod:`jaxrnn.sequence` builds layers on it,
 ``jax.vmap`` batches it, :mod:`jaxrnn.nn` gives the PyTorch-shaped layers and
 :mod:`jaxrnn.grad` the gradient methods (BPTT, RTRL and the online approximations).
-Training (:mod:`jaxrnn.train`) and tasks (:mod:`jaxrnn.tasks`) are imported on demand.
+Training (:mod:`jaxrnn.train`) and tasks (:mod:`jaxrnn.tasks`) are imported on demand;
+:mod:`jaxrnn.host` keeps freed host memory mapped for XLA:CPU (call it first).
 """
 
-from jaxrnn import cells, engine, grad, initializers, nn, sequence
+from jaxrnn import cells, engine, grad, host, initializers, nn, sequence
 from jaxrnn.base import Cell, Config, Layer, Projection
 from jaxrnn.cells import (
     ChoGRUParams,
@@ -129,6 +130,7 @@ __all__ = [
     "from_torch",
     "grad",
     "gru",
+    "host",
     "indrnn",
     "initializers",
     "layer_norm_lstm",
