@@ -11,11 +11,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
-from hypothesis import settings
+# The suite's cost is mostly XLA compiling many small programs (the CPU backend's
+# compile is ~80 % of tests/test_cells.py's time). LLVM optimisation level 0 (XLA's
+# default is 3) about halves that compile time; the few long training checks run slower,
+# the suite as a whole is far cheaper. No level changes what a program computes beyond
+# rounding (no fast math). Set before JAX starts its backend; subprocesses (README, CLI,
+# multi-device) inherit it. A level given in XLA_FLAGS by the caller wins.
+XLA_OPT_FLAG = "--xla_backend_optimization_level=0"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_OPT_FLAG}".strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")

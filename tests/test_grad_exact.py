@@ -243,16 +243,15 @@ def _layerwise_reference(stack, sizes, params, xs, targets):
         g_imm, g_c = jax.grad(
             lambda th, cc: mse_loss(params[1], f(th, cc, x)[1], tgt), argnums=(0, 1)
         )(theta, c)
-        return D, I, g_imm, g_c
+        return D, I, g_imm, g_c, f(theta, c, x)[0]  # and the next carry (no eager step)
 
     M = np.zeros((c.size, theta.size))
     g = np.zeros(theta.size)
     for t in range(xs.shape[0]):
-        D, I, g_imm, g_c = jacobians(c, xs[t], targets[t])
+        D, I, g_imm, g_c, c = jacobians(c, xs[t], targets[t])
         D, I = np.asarray(D) * mask_D, np.asarray(I) * mask_I  # each layer's own blocks
         g = g + np.asarray(g_imm) + np.asarray(g_c) @ M
         M = D @ M + I
-        c = f(theta, c, xs[t])[0]
     return unravel(jnp.asarray(g))
 
 

@@ -1,5 +1,6 @@
 """The README's Python examples run as written, in a fresh interpreter with JAX's
-default settings (no float64, standard promotion), as a newcomer would run them."""
+default settings (no float64, standard promotion), as a newcomer would run them. It
+inherits the environment, so the suite's XLA compile-speed flag (conftest.py) too."""
 
 from __future__ import annotations
 
