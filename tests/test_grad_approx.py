@@ -296,3 +296,30 @@ def test_rflo_treats_the_initial_carry_as_a_constant():
     assert float(jnp.max(jnp.abs(g_t[0].carry0))) > 1e-3
     for a, b in zip(jax.tree.leaves((g_r[0].cell, g_r[1])), jax.tree.leaves((g_t[0].cell, g_t[1]))):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_output_found_in_the_carry_up_to_rounding():
+    """An output computed a second time, with its own rounding, is still found in the
+    carry (``probe_pattern.out_idx``), so RFLO accepts the cell and equals RFLO on the
+    plain cell to rounding. (XLA may round two copies of one value differently.)"""
+    from gradhelpers import mse_loss, problem
+
+    plain = jaxrnn.rnn(3, 4, dtype=jnp.float64)
+
+    def step(p, c, x):  # y = (h * s) / s: h up to an ulp (s from the data: not folded)
+        c, h = plain.step(p, c, x)
+        s = 1.0 + x[0] ** 2
+        return c, (h * s) / s
+
+    cell = jaxrnn.Cell(plain.init, plain.initial_carry, step, input_size=3, output_size=4)
+    params, xs, targets = problem(cell, T=5)
+    fc, theta, c = flat_cell(cell, params[0], cell.initial_carry(params[0]))
+    many = jax.random.normal(jax.random.key(3), (32, 3), jnp.float64)
+    c_new, y = jax.jit(jax.vmap(fc.f, (None, None, 0)))(theta, c, many)
+    assert not np.array_equal(c_new, y)  # the rounding really differs (XLA keeps it)
+    np.testing.assert_array_equal(probe_pattern(cell, fc, theta, c, xs[0]).out_idx, np.arange(4))
+    loss, g = G.rflo(cell, mse_loss, alpha=0.5)(params, xs, targets)
+    loss_p, g_p = G.rflo(plain, mse_loss, alpha=0.5)(params, xs, targets)
+    np.testing.assert_allclose(loss, loss_p, rtol=1e-14)
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_p)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
