@@ -17,11 +17,11 @@ no size limit, buffers up to ``limit`` come from it and stay mapped when freed, 
 next call finds them ready. (The thresholds alone do not do it: a thread's arena still
 maps and unmaps its heaps.) The costs: the process keeps the memory of its largest call
 mapped until it exits, as a caching allocator does, and all threads share one
-allocator lock, which slows programs whose time goes into many small allocations
-(compiling, small models) by up to about 10 %. So it pays off for large batches, long
-sequences and deep or bidirectional stacks, whose temporary buffers exceed 32 MiB:
-``benchmarks/README.md`` ("Host memory") has the measurements. Nothing changes the
-numbers a computation produces.
+allocator lock, which slows whatever makes many small allocations: compiling takes
+about 20 % longer, and a small model's call up to about 10 % in some runs. So it pays
+off for large batches, long sequences and deep or bidirectional stacks, whose temporary
+buffers exceed 32 MiB: ``benchmarks/README.md`` ("Host memory") has the measurements.
+Nothing changes the numbers a computation produces.
 
 Call it once, at the start of a program, before the first JAX computation: the arena
 setting only reaches threads created afterwards (a ``RuntimeWarning`` says so when JAX
