@@ -228,8 +228,9 @@ def probe_pattern(cell: Cell, fc: FlatCell, theta, c, x, *, draws: int = 12, see
             y = jnp.reshape(y, (-1,))
             # Equal up to rounding: the output may be a second computation of a carry
             # entry, rounded differently by the compiler (a few ulps).
-            tol = 4 * jnp.finfo(c_dt).eps * jnp.maximum(jnp.abs(c_new[:, None]), jnp.abs(y))
-            same = acc_same & (jnp.abs(c_new[:, None] - y[None, :]) <= tol)
+            a, b = c_new[:, None], y[None, :]
+            tol = 4 * jnp.finfo(c_dt).eps * jnp.maximum(jnp.abs(a), jnp.abs(b))
+            same = acc_same & (jnp.abs(a - b) <= tol)
             return acc_I + jnp.abs(I) + jnp.abs(M0), acc_D + jnp.abs(D), same
 
         y0 = jax.eval_shape(fc.f, theta, c, x)[1]
