@@ -32,17 +32,12 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from bench_peers import CASES  # the shapes (B, T, I, H), one table for the benchmarks
 
 import jaxrnn
 from jaxrnn.cells import _fused
 
 RESULTS = Path(__file__).parent / "results"
-CASES = {
-    "a": (32, 100, 64, 128),
-    "c": (1, 1000, 32, 64),
-    "b": (64, 200, 128, 256),
-    "d": (256, 50, 256, 512),
-}
 VARIANTS = {
     "fused": dict(),
     "step": dict(fused=False),

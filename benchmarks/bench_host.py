@@ -11,7 +11,7 @@ temporary buffer (``memory_analysis().temp_size_in_bytes``) say why.
 
 Usage::
 
-    python benchmarks/bench_host.py              # ~5 min on 2 CPU cores
+    python benchmarks/bench_host.py              # ~10 min on 2 CPU cores
     python benchmarks/bench_host.py --quick      # case a only, one round
 
 Writes ``benchmarks/results/host.{csv,md}`` and prints the command line.
@@ -26,9 +26,9 @@ import os
 import subprocess
 import sys
 
+from bench_peers import CASES  # the shapes (B, T, I, H), one table for the benchmarks
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-CASES = {"a": (32, 100, 64, 128), "b": (64, 200, 128, 256), "c": (1, 1000, 32, 64),
-         "d": (256, 50, 256, 512)}  # fmt: skip
 MODELS = ("lstm", "gru", "bilstm2")
 SETTINGS = ("glibc defaults", "reuse_freed_memory()")
 
