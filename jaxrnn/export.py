@@ -39,6 +39,7 @@ from typing import Any
 import jax
 
 from jaxrnn.base import Params
+from jaxrnn.cells import _onednn
 
 __all__ = ["export_model", "load_model"]
 
@@ -91,7 +92,10 @@ def export_model(
         return apply(params, *inputs)
 
     kwargs = {} if platforms is None else {"platforms": tuple(platforms)}
-    blob = jax.export.export(jax.jit(fn), **kwargs)(*specs).serialize()
+    # An artifact holds only StableHLO: the LSTM and GRU on oneDNN (a custom call of
+    # this installation) are traced on the XLA path instead.
+    with _onednn.disabled():
+        blob = jax.export.export(jax.jit(fn), **kwargs)(*specs).serialize()
     if path is not None:
         Path(path).write_bytes(bytes(blob))
     return blob

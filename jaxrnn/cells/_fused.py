@@ -41,6 +41,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from jaxrnn.base import Cell, Projection, tree_select
+from jaxrnn.cells import _onednn
 
 __all__ = ["Gated", "GatedWeights", "gated_cell", "gated_sequence"]
 
@@ -81,6 +82,9 @@ class Gated(NamedTuple):
         loop-carried ``dh W_hh^T`` term is then combined for all steps at once, so
         the loop (and the reverse loop that JAX derives from it) carries one
         ``(G,)`` input and output per step.
+      onednn: ``"lstm"`` or ``"gru"`` where the cell is exactly oneDNN's LSTM or
+        linear-before-reset GRU: :func:`gated_sequence` then runs it on oneDNN where
+        :func:`jaxrnn.cells._onednn.usable` says so.
     """
 
     weights: Callable[[Any], GatedWeights]
@@ -91,6 +95,7 @@ class Gated(NamedTuple):
     coefficients: Callable
     tangent: Callable
     recurrent: Callable | None = None
+    onednn: str | None = None
 
 
 def _add(a, b):
@@ -243,6 +248,9 @@ def gated_sequence(spec: Gated) -> Callable:
     ):
         w = spec.weights(params)
         h0, s0 = spec.split(carry)
+        if _onednn.usable(spec, w, xs, h0, s0, mask, reset):
+            (h, s), ys = _onednn.sequence(spec, w, xs, h0, s0, reverse)
+            return spec.join(h, s), ys
         hr, sr = (None, None) if reset is None else spec.split(reset_carry)
         core = _core(spec, bool(reverse), unroll, mask is not None, reset is not None)
         (h, s), ys = core(xs, w, h0, s0, hr, sr, mask, reset)

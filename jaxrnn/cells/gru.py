@@ -119,5 +119,6 @@ def gru(
         coefficients=coefficients,
         tangent=tangent,
         recurrent=recurrent,
+        onednn="gru",
     )
     return gated_cell(spec, init, initial_carry, input_size=input_size, output_size=H)

@@ -156,5 +156,6 @@ def lstm(
         forward=forward,
         coefficients=coefficients,
         tangent=tangent,
+        onednn="lstm",
     )
     return gated_cell(spec, init, initial_carry, input_size=input_size, output_size=R)

@@ -1,0 +1,322 @@
+r"""The built-in LSTM and GRU on oneDNN's RNN primitives, on XLA:CPU.
+
+oneDNN (the library behind PyTorch's CPU LSTM) implements whole-sequence LSTM and
+"linear-before-reset" GRU layers, forward and backward, with its own AVX-512 GEMM
+micro-kernels and the whole recurrence in one call. Where it applies,
+:func:`jaxrnn.cells._fused.gated_sequence` runs the ``lstm`` and ``gru`` cells through
+it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop:
+
+- CPU backend, float32 inputs, weights and carry, static shapes, no ``mask``/``reset``,
+  no projection (LSTMP), the library built and loaded (:func:`available`), and not
+  turned off (``JAXRNN_ONEDNN=0`` in the environment, or :func:`disabled`);
+- everything else (float64, padding, resets, other cells and backends) keeps the XLA
+  path, which this path equals to float32 rounding (tests say so).
+
+Layouts (oneDNN's ``ldigo``/``ldgo`` with one layer and one direction; the conversion
+from PyTorch's layout is ordinary JAX code around the calls, so gradients flow through
+it): ``wl = W_ih^T (I, G H)``, ``wi = W_hh^T (H, G H)``; LSTM gates ``i, f, g, o`` as
+PyTorch, ``bias = b_ih + b_hh`` as ``(4, H)``; GRU gates in oneDNN's order ``u, r, o``
+(PyTorch's ``z, r, n``), ``bias = [b_iz + b_hz, b_ir + b_hr, b_in, b_hn]`` (``b_hn``
+stays inside the reset product, as in PyTorch).
+
+Differentiation. The forward call is a primitive whose JVP is a second primitive, the
+tangent map: linear in the tangents, evaluated (forward mode) by JAX's tangent of the
+XLA path, and transposed (reverse mode) by oneDNN's backward call, which reuses the
+forward's workspace (gates saved per step). So ``jax.grad`` runs oneDNN forward and
+backward, and ``jax.jvp``/``jax.jacfwd``/higher orders keep working through the XLA
+path. Batching: ``vmap`` over the batch folds into oneDNN's batch dimension; a batched
+tangent, backward, or batched weights (``vmap`` over models) use the XLA path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import functools
+import glob
+import importlib.metadata
+import os
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+__all__ = ["available", "disabled", "sequence", "usable"]
+
+_KIND = {"lstm": 0, "gru": 1}
+_GRU_ORDER = np.array([1, 0, 2])  # PyTorch's r, z, n -> oneDNN's u (= z), r, o (= n)
+_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("jaxrnn_onednn", default=True)
+
+
+def _load():
+    """The built custom-call library, with oneDNN loaded first (``None`` if absent)."""
+    if os.environ.get("JAXRNN_ONEDNN", "1") == "0":
+        return None
+    try:
+        dist = importlib.metadata.distribution("onednn-cpu-gomp")
+        (dnnl,) = [f for f in dist.files or () if str(f).endswith("libdnnl.so.3")]
+        ctypes.CDLL(str(dist.locate_file(dnnl)), mode=ctypes.RTLD_GLOBAL)
+        (path,) = glob.glob(os.path.join(os.path.dirname(__file__), "_onednn_lib*.so"))
+        lib = ctypes.CDLL(path)
+    except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    lib.jaxrnn_onednn_workspace_size.restype = ctypes.c_int64
+    lib.jaxrnn_onednn_workspace_size.argtypes = [ctypes.c_int64, ctypes.c_bool] + [
+        ctypes.c_int64
+    ] * 4
+    for name, symbol in (
+        ("jaxrnn_onednn_forward", lib.JaxrnnOnednnForward),
+        ("jaxrnn_onednn_backward", lib.JaxrnnOnednnBackward),
+    ):
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
+    return lib
+
+
+_LIB = _load()
+
+
+def available() -> bool:
+    """Whether the oneDNN library was built and loaded in this process."""
+    return _LIB is not None
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Trace with the XLA path inside this block, for comparisons and tests.
+
+    JAX's caches are cleared on entry and on exit, so that functions traced before
+    (or inside) are traced again; a function jitted inside keeps the XLA path.
+    """
+    token = _ENABLED.set(False)
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+        jax.clear_caches()
+
+
+def usable(spec, w, xs, h0, s0, mask, reset) -> bool:
+    """Whether :func:`sequence` applies to this call (see the module docstring)."""
+    arrays = [xs, w.w_ih, w.w_hh, h0] + [a for a in (w.b_ih, w.b_hh, s0) if a is not None]
+    return (
+        _LIB is not None
+        and _ENABLED.get()
+        and spec.onednn in _KIND
+        and w.w_hr is None
+        and mask is None
+        and reset is None
+        and jax.default_backend() == "cpu"
+        and all(jnp.result_type(a) == jnp.float32 for a in arrays)
+        and all(isinstance(d, int) for d in (*xs.shape, *h0.shape))  # not symbolic
+    )
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def _to_onednn(kind: str, w):
+    """PyTorch-layout weights -> ``(wl, wi, bias)`` (module docstring)."""
+    G = 4 if kind == "lstm" else 3
+    H = w.w_hh.shape[1]
+    b_ih = jnp.zeros((G * H,), w.w_ih.dtype) if w.b_ih is None else w.b_ih
+    b_hh = jnp.zeros((G * H,), w.w_ih.dtype) if w.b_hh is None else w.b_hh
+    if kind == "lstm":
+        return w.w_ih.T, w.w_hh.T, (b_ih + b_hh).reshape(4, H)
+    wl = w.w_ih.reshape(3, H, -1)[_GRU_ORDER].reshape(3 * H, -1).T
+    wi = w.w_hh.reshape(3, H, H)[_GRU_ORDER].reshape(3 * H, H).T
+    bi, bh = b_ih.reshape(3, H), b_hh.reshape(3, H)
+    bias = jnp.stack([bi[1] + bh[1], bi[0] + bh[0], bi[2], bh[2]])
+    return wl, wi, bias
+
+
+def _from_onednn(kind: str, wl, wi, bias):
+    """``(wl, wi, bias)`` -> PyTorch-layout ``GatedWeights`` computing the same cell."""
+    from jaxrnn.cells._fused import GatedWeights
+
+    H = wi.shape[0]
+    if kind == "lstm":
+        return GatedWeights(wl.T, bias.reshape(-1), wi.T, None, None)
+    inverse = np.argsort(_GRU_ORDER)
+    w_ih = wl.T.reshape(3, H, -1)[inverse].reshape(3 * H, -1)
+    w_hh = wi.T.reshape(3, H, H)[inverse].reshape(3 * H, H)
+    b_ih = jnp.concatenate([bias[1], bias[0], bias[2]])
+    b_hh = jnp.concatenate([jnp.zeros_like(bias[3]), jnp.zeros_like(bias[3]), bias[3]])
+    return GatedWeights(w_ih, b_ih, w_hh, b_hh, None)
+
+
+# ------------------------------------------------------------- the XLA path, same layout
+
+
+def _reference(x, wl, wi, bias, h0, c0, *, spec, reverse):
+    """``(y, hT, cT)`` by the XLA fused path, in the primitives' layout."""
+    from jaxrnn.cells._fused import _core
+
+    lstm = spec.onednn == "lstm"
+    w = _from_onednn(spec.onednn, wl, wi, bias)
+    core = _core(spec, reverse, 1, False, False)
+
+    def one(xs, h, c):
+        (h, s), ys = core(xs, w, h, c if lstm else None, None, None, None, None)
+        return ys, h, s if lstm else jnp.zeros_like(h)
+
+    return jax.vmap(one)(x, h0, c0)
+
+
+def _tangent_impl(*args, spec, reverse):
+    primals, tangents = args[:6], args[10:]
+    return jax.jvp(functools.partial(_reference, spec=spec, reverse=reverse), primals, tangents)[1]
+
+
+def _backward_reference(*args, spec, reverse):
+    primals, cts = args[:6], args[10:]
+    _, vjp = jax.vjp(functools.partial(_reference, spec=spec, reverse=reverse), *primals)
+    return vjp(tuple(cts))
+
+
+# ------------------------------------------------------------------------- primitives
+
+forward_p = Primitive("jaxrnn_onednn_forward")
+forward_p.multiple_results = True
+tangent_p = Primitive("jaxrnn_onednn_tangent")
+tangent_p.multiple_results = True
+backward_p = Primitive("jaxrnn_onednn_backward")
+backward_p.multiple_results = True
+
+
+def _workspace_bytes(spec, reverse, x, h0) -> int:
+    B, T, I = x.shape
+    n = _LIB.jaxrnn_onednn_workspace_size(_KIND[spec.onednn], reverse, T, B, I, h0.shape[1])
+    if n < 0:
+        raise RuntimeError(f"oneDNN has no {spec.onednn} for shape {(T, B, I, h0.shape[1])}")
+    return max(int(n), 1)
+
+
+def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse):
+    B, T, _ = x.shape
+    state = jax.core.ShapedArray(h0.shape, x.dtype)
+    return [
+        jax.core.ShapedArray((B, T, h0.shape[1]), x.dtype),
+        state,
+        state,
+        jax.core.ShapedArray((_workspace_bytes(spec, reverse, x, h0),), jnp.uint8),
+    ]
+
+
+def _forward_impl(x, wl, wi, bias, h0, c0, *, spec, reverse):
+    out = [
+        jax.ShapeDtypeStruct(a.shape, a.dtype)
+        for a in _forward_abstract(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse)
+    ]
+    call = jax.ffi.ffi_call("jaxrnn_onednn_forward", out)
+    return call(x, wl, wi, bias, h0, c0, kind=np.int64(_KIND[spec.onednn]), reverse=reverse)
+
+
+def _backward_abstract(*args, spec, reverse):
+    return [jax.core.ShapedArray(a.shape, a.dtype) for a in args[:6]]
+
+
+def _backward_impl(*args, spec, reverse):
+    out = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args[:6]]
+    call = jax.ffi.ffi_call("jaxrnn_onednn_backward", out)
+    return call(*args, kind=np.int64(_KIND[spec.onednn]), reverse=reverse)
+
+
+def _tangent_abstract(*args, spec, reverse):
+    return [jax.core.ShapedArray(a.shape, a.dtype) for a in args[6:9]]
+
+
+for _p, _abstract, _impl in (
+    (forward_p, _forward_abstract, _forward_impl),
+    (tangent_p, _tangent_abstract, _tangent_impl),
+    (backward_p, _backward_abstract, _backward_impl),
+):
+    _p.def_abstract_eval(_abstract)
+    _p.def_impl(_impl)
+    mlir.register_lowering(_p, mlir.lower_fun(_impl, multiple_results=True))
+
+
+def _forward_jvp(primals, tangents, *, spec, reverse):
+    outs = forward_p.bind(*primals, spec=spec, reverse=reverse)
+    tangents = [ad.instantiate_zeros(t) for t in tangents]
+    touts = tangent_p.bind(*primals, *outs, *tangents, spec=spec, reverse=reverse)
+    return outs, [*touts, ad.Zero(jax.typeof(outs[3]).to_tangent_aval())]
+
+
+def _tangent_transpose(cts, *args, spec, reverse):
+    residuals, linear = args[:10], args[10:]
+    cts = [ad.instantiate_zeros(c) for c in cts]
+    grads = backward_p.bind(*residuals, *cts, spec=spec, reverse=reverse)
+    return [None] * 10 + [g if ad.is_undefined_primal(a) else None for a, g in zip(linear, grads)]
+
+
+def _jvp_of(impl):
+    """JVP rule of a primitive through JAX's derivative of its XLA-path ``impl``."""
+
+    def rule(primals, tangents, **params):
+        tangents = [ad.instantiate_zeros(t) for t in tangents]
+        return jax.jvp(functools.partial(impl, **params), tuple(primals), tuple(tangents))
+
+    return rule
+
+
+ad.primitive_jvps[forward_p] = _forward_jvp
+ad.primitive_jvps[tangent_p] = _jvp_of(_tangent_impl)
+ad.primitive_jvps[backward_p] = _jvp_of(_backward_reference)
+ad.primitive_transposes[tangent_p] = _tangent_transpose
+
+
+def _vmap_of(impl, nout):
+    """Batching rule: ``jax.vmap`` of the primitive's XLA-path ``impl``."""
+
+    def rule(args, dims, **params):
+        out = jax.vmap(functools.partial(impl, **params), in_axes=tuple(dims))(*args)
+        return out, [0] * nout
+
+    return rule
+
+
+def _fold(a, d, size: int):
+    """Merge a ``vmap`` dimension ``d`` (``None``: broadcast) into the batch axis 0."""
+    a = jnp.broadcast_to(a, (size, *a.shape)) if d is None else jnp.moveaxis(a, d, 0)
+    return a.reshape(-1, *a.shape[2:])
+
+
+def _forward_batch(args, dims, *, spec, reverse):
+    x, wl, wi, bias, h0, c0 = args
+    dx, dwl, dwi, dbias, dh0, dc0 = dims
+    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+    if any(d is not None for d in (dwl, dwi, dbias)) or not isinstance(size, int):
+        # A batch of models, or a symbolic batch (jax.export): the XLA path.
+        y, hT, cT = jax.vmap(
+            functools.partial(_reference, spec=spec, reverse=reverse), in_axes=tuple(dims)
+        )(*args)
+        ws = jnp.zeros((1,), jnp.uint8)
+        return [y, hT, cT, ws], [0, 0, 0, None]
+    x, h0, c0 = (_fold(a, d, size) for a, d in ((x, dx), (h0, dh0), (c0, dc0)))
+    outs = forward_p.bind(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse)
+    y, hT, cT = (a.reshape(size, -1, *a.shape[1:]) for a in outs[:3])
+    return [y, hT, cT, outs[3]], [0, 0, 0, None]
+
+
+batching.primitive_batchers[forward_p] = _forward_batch
+batching.primitive_batchers[tangent_p] = _vmap_of(_tangent_impl, 3)
+batching.primitive_batchers[backward_p] = _vmap_of(_backward_reference, 6)
+
+
+# ------------------------------------------------------------------------ entry point
+
+
+def sequence(spec, w, xs, h0, s0, reverse: bool):
+    """One example: ``xs (T, I)``, ``h0 (H,)``, ``s0`` (the LSTM's ``c0 (H,)`` or
+    ``None``) -> ``((h_T, s_T), ys (T, H))``, as the XLA path's ``core`` returns them."""
+    wl, wi, bias = _to_onednn(spec.onednn, w)
+    c0 = jnp.zeros_like(h0) if s0 is None else s0
+    y, hT, cT, _ = forward_p.bind(
+        xs[None], wl, wi, bias, h0[None], c0[None], spec=spec, reverse=bool(reverse)
+    )
+    return (hT[0], cT[0] if s0 is not None else None), y[0]

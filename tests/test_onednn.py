@@ -1,0 +1,158 @@
+"""The LSTM and GRU on oneDNN (``jaxrnn/cells/_onednn.py``) against the XLA path.
+
+float32 runs take the oneDNN path (checked in the compiled program); the reference is
+the same layer and parameters in float64, which always runs on XLA (itself tested
+against PyTorch and a Python loop of the step elsewhere). Tolerances are float32's.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn
+from jaxrnn.cells import _onednn
+
+T, B, I, H = 5, 3, 3, 4  # B = 3 on 2 cores: chunks of 2 and 1 samples
+F32, F64 = jnp.float32, jnp.float64
+TOL = dict(rtol=2e-5, atol=2e-5)
+
+CONFIGS = {
+    "lstm": ("LSTM", {}),
+    "gru": ("GRU", {}),
+    "lstm-bi2-nobias": ("LSTM", dict(num_layers=2, bidirectional=True, bias=False)),
+    "gru-bi2": ("GRU", dict(num_layers=2, bidirectional=True)),
+}
+
+
+def _layer(name, dtype=F32):
+    kind, kw = CONFIGS[name]
+    return getattr(jaxrnn.nn, kind)(I, H, dtype=dtype, **kw)
+
+
+def _cast(tree, dtype):
+    return jax.tree_util.tree_map(lambda a: a.astype(dtype), tree)
+
+
+def _inputs(layer, seed=0):
+    k_p, k_x, k_h = jax.random.split(jax.random.key(seed), 3)
+    params = _cast(layer.init(k_p), F32)
+    x = jax.random.normal(k_x, (T, B, I), F32)
+    hx = jax.tree_util.tree_map(
+        lambda h: 0.5 * jax.random.normal(k_h, h.shape, F32), layer.initial_state(B)
+    )
+    return params, x, hx
+
+
+def _loss(layer):
+    def loss(params, x, hx):
+        ys, hn = layer.apply(params, x, hx)
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(h**2) for h in jax.tree_util.tree_leaves(hn))
+
+    return loss
+
+
+def _close(a, b, **tol):
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(v), **(tol or TOL))
+
+
+def _uses_onednn(fn, *args) -> bool:
+    return "jaxrnn_onednn_forward" in jax.jit(fn).lower(*args).as_text()
+
+
+def test_built_where_it_can_be():
+    """On Linux x86-64 the install builds the extension: a failed build is not skipped."""
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        assert _onednn.available()
+
+
+pytestmark = pytest.mark.skipif(not _onednn.available(), reason="no oneDNN on this platform")
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_outputs_states_and_gradients_equal_the_xla_path(name):
+    layer = _layer(name)
+    params, x, hx = _inputs(layer)
+    loss = _loss(layer)
+    grad = jax.grad(loss, argnums=(0, 1, 2))
+    assert _uses_onednn(grad, params, x, hx)
+    assert not _uses_onednn(grad, *_cast((params, x, hx), F64))
+    _close(jax.jit(layer.apply)(params, x, hx), layer.apply(*_cast((params, x, hx), F64)))
+    _close(jax.jit(grad)(params, x, hx), grad(*_cast((params, x, hx), F64)))
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_forward_mode_and_second_order(name):
+    """``jax.jvp`` (the XLA path's tangent of oneDNN's forward) and a Hessian-vector
+    product (forward over oneDNN's backward) equal float64's."""
+    layer = _layer(name)
+    params, x, hx = _inputs(layer)
+    dparams = jax.tree_util.tree_map(jnp.ones_like, params)
+    loss = _loss(layer)
+
+    def f(p):
+        dt = jax.tree_util.tree_leaves(p)[0].dtype
+        return loss(p, *_cast((x, hx), dt))
+
+    def jvp(p, dp):
+        return jax.jvp(f, (p,), (dp,))
+
+    def hvp(p, dp):
+        return jax.jvp(jax.grad(f), (p,), (dp,))
+
+    _close(jvp(params, dparams), jvp(*_cast((params, dparams), F64)))
+    _close(hvp(params, dparams), hvp(*_cast((params, dparams), F64)), rtol=1e-4, atol=1e-4)
+
+
+def test_per_example_gradients_and_a_batch_of_models():
+    """``vmap`` of ``grad`` (the backward batched: XLA path) and ``vmap`` over stacked
+    parameters (weights batched: XLA path) equal a loop over examples and models."""
+    layer = _layer("lstm")
+    params, x, hx = _inputs(layer)
+    loss = _loss(layer)
+
+    def one(p, xb, hb):
+        return loss(p, xb[:, None], jax.tree_util.tree_map(lambda h: h[:, None], hb))
+
+    per_example = jax.vmap(jax.grad(one), in_axes=(None, 1, 1))(params, x, hx)
+    for b in range(B):
+        h_b = jax.tree_util.tree_map(lambda h, b=b: h[:, b], hx)
+        want = jax.grad(one)(*_cast((params, x[:, b], h_b), F64))
+        _close(jax.tree_util.tree_map(lambda g, b=b: g[b], per_example), want)
+    other = _cast(_layer("lstm").init(jax.random.key(7)), F32)
+    models = jax.tree_util.tree_map(lambda *a: jnp.stack(a), params, other)
+    out = jax.vmap(lambda p: layer.apply(p, x, hx)[0])(models)
+    for m, p in enumerate((params, other)):
+        _close(out[m], layer.apply(*_cast((p, x, hx), F64))[0])
+
+
+def test_other_configurations_stay_on_xla():
+    layer = _layer("lstm")
+    params, x, hx = _inputs(layer)
+    lengths = jnp.array([5, 2, 4])
+    assert not _uses_onednn(lambda p, x: layer.apply(p, x, hx, lengths=lengths)[0], params, x)
+    proj = jaxrnn.nn.LSTM(I, H, proj_size=2)
+    p_proj = _cast(proj.init(jax.random.key(1)), F32)
+    assert not _uses_onednn(lambda p, x: proj.apply(p, x)[0], p_proj, x)
+    with _onednn.disabled():
+        assert not _uses_onednn(lambda p, x: layer.apply(p, x, hx)[0], params, x)
+    assert _uses_onednn(lambda p, x: layer.apply(p, x, hx)[0], params, x)
+
+
+def test_environment_variable_turns_it_off():
+    code = "from jaxrnn.cells import _onednn; print(_onednn.available())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**__import__("os").environ, "JAXRNN_ONEDNN": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
