@@ -16,7 +16,9 @@ be one GEMM over all steps. This script measures, on the current JAX backend, fl
   ``d <- tile(d W, G)``): what one step's product costs inside a loop, with nothing
   else in the step;
 - ``jaxrnn``: ``jaxrnn.nn.LSTM`` / ``GRU`` (``batch_first=True``), gradient of
-  ``sum(output)`` with respect to the parameters and the input, jitted.
+  ``sum(output)`` with respect to the parameters and the input, jitted: as it runs by
+  default (the XLA path), and with the opt-in oneDNN path (``jaxrnn/cells/_onednn.py``;
+  not a scan, so the bound does not hold for it).
 
 Every number is the fastest of its calls. The **bound** is the forward + backward time
 of an implementation whose two loops run at the measured loop rates with no other work
@@ -29,11 +31,11 @@ and d already runs on both cores (its rate is above half the peak).
 
 Where jaxrnn's time goes: one more set of calls runs under ``jax.profiler`` and the
 time its compiled ops were busy is summed in four groups (ms per call; ops running at
-the same time on the two cores both count): GEMMs inside the time loops (ops that run
-more than once per call), other ops inside the loops (gates, copies, the loops'
-bookkeeping), GEMMs over the whole sequence, and other whole-sequence ops (the gate
-coefficients, transposes, reductions). A GEMM is an op of the compiled HLO that is or
-calls a ``dot``.
+the same time on the two cores both count), for the XLA path: GEMMs inside the time
+loops (ops that run more than once per call), other ops inside the loops (gates, copies,
+the loops' bookkeeping), GEMMs over the whole sequence, and other whole-sequence ops (the
+gate coefficients, transposes, reductions). A GEMM is an op of the compiled HLO that is
+or calls a ``dot``.
 
 Usage::
 
@@ -62,6 +64,7 @@ import jax.numpy as jnp
 from bench_peers import CASES, RESULTS, Spec, timed
 
 import jaxrnn
+from jaxrnn.cells import _onednn
 
 TARGET = 0.8  # the roofline target of issue 12 (fwd+bwd at shapes b and d)
 
@@ -115,7 +118,7 @@ def gemm_ops(hlo: str) -> set[str]:
 def busy_ms(fn, args, calls: int = 3) -> dict[str, float]:
     """Busy time of ``fn``'s compiled ops per call in four groups (module docstring), and
     ``profiled``: the traced calls' own time per call."""
-    hlo = fn.lower(*args).compile().as_text()
+    hlo = fn.as_text()
     # Loops and calls are containers: their events span their bodies' ops.
     containers = set(re.findall(r"%([\w.\-]+) = .*?[\s)](?:while|conditional|call)\(", hlo))
     names = set(re.findall(r"%([\w.\-]+) = ", hlo)) - containers
@@ -145,14 +148,18 @@ def busy_ms(fn, args, calls: int = 3) -> dict[str, float]:
 GROUPS = ("loop GEMM", "loop other", "sequence GEMM", "sequence other")
 
 
-def jaxrnn_grad(spec: Spec):
-    """The jitted forward + backward of ``spec``'s jaxrnn layer and its arguments."""
+def jaxrnn_grads(spec: Spec):
+    """``spec``'s jaxrnn layer's forward + backward compiled on the XLA path and on
+    oneDNN (where built; else the XLA path again), and its arguments."""
     B, T, I, _ = spec.shape
     net = spec.jaxrnn_layer()
-    params = net.init(jax.random.PRNGKey(0))
-    x = jax.random.normal(jax.random.PRNGKey(1), (B, T, I))
-    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(net.apply(p, x)[0]), argnums=(0, 1)))
-    return grad, (params, x)
+    args = (net.init(jax.random.PRNGKey(0)), jax.random.normal(jax.random.PRNGKey(1), (B, T, I)))
+    grad = jax.grad(lambda p, x: jnp.sum(net.apply(p, x)[0]), argnums=(0, 1))
+    with _onednn.disabled():
+        xla = jax.jit(grad).lower(*args).compile()
+    with _onednn.enabled():
+        onednn = jax.jit(grad).lower(*args).compile()
+    return xla, onednn, args
 
 
 def main(argv=None) -> int:
@@ -186,11 +193,14 @@ def main(argv=None) -> int:
         "*loop* rates: the bare recurrent product in a `lax.scan` (forward `(B, H) @ "
         "(H, GH)`, backward `(B, GH) @ (GH, H)`); *bound*: both loops at those rates with "
         "nothing else in them, every other GEMM at the peak (benchmarks/README.md, "
-        f'"How far a scanned recurrence can go"). Target: {TARGET:.0%} of the peak.',
+        f'"How far a scanned recurrence can go"). Target: {TARGET:.0%} of the peak. '
+        "*jaxrnn*: as it runs by default (the XLA path); *oneDNN*: with the opt-in oneDNN "
+        f"path ({'built' if _onednn.available() else 'not built: the XLA path again'}; "
+        "not a scan, so the bound does not hold for it).",
         "",
         "| case | B, T, I, H | cell | GFLOP / call | fwd loop % | bwd loop % | bound ms | "
-        "bound % | at target ms | jaxrnn ms | jaxrnn % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "bound % | at target ms | jaxrnn ms | jaxrnn % | oneDNN ms | oneDNN % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     where = [
         "",
@@ -214,8 +224,9 @@ def main(argv=None) -> int:
             r_fwd, r_bwd = loop_rates(B, T, H, G, args.repeats)
             serial = 2 * B * T * H * G * H
             bound = serial / r_fwd + serial / r_bwd + (flops - 2 * serial) / peak
-            grad, grad_args = jaxrnn_grad(spec)
+            grad, onednn, grad_args = jaxrnn_grads(spec)
             ours = fastest(grad, *grad_args, repeats=args.repeats)
+            on_onednn = fastest(onednn, *grad_args, repeats=args.repeats)
             groups = busy_ms(grad, grad_args)
             where.append(
                 f"| {case} | {cell} | {1e3 * ours:.3g} | {groups['profiled']:.3g} | "
@@ -226,7 +237,8 @@ def main(argv=None) -> int:
                 f"| {case} | {B}, {T}, {I}, {H} | {cell} | {flops / 1e9:.3g} | "
                 f"{100 * r_fwd / peak:.0f} | {100 * r_bwd / peak:.0f} | {1e3 * bound:.3g} | "
                 f"**{100 * flops / bound / peak:.0f}** | {1e3 * flops / (TARGET * peak):.3g} | "
-                f"{1e3 * ours:.3g} | {100 * flops / ours / peak:.0f} |"
+                f"{1e3 * ours:.3g} | {100 * flops / ours / peak:.0f} | "
+                f"{1e3 * on_onednn:.3g} | {100 * flops / on_onednn / peak:.0f} |"
             )
             print(lines[-1], flush=True)
     lines += where

@@ -1,5 +1,6 @@
 """The LSTM and GRU on oneDNN (``jaxrnn/cells/_onednn.py``) against the XLA path.
 
+The path is opt-in; every test here but the last turns it on (``_onednn.enabled()``).
 float32 runs take the oneDNN path (checked in the compiled program); the reference is
 the same layer and parameters in float64, which always runs on XLA (itself tested
 against PyTorch and a Python loop of the step elsewhere). Tolerances are float32's.
@@ -7,6 +8,7 @@ against PyTorch and a Python loop of the step elsewhere). Tolerances are float32
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -74,6 +76,15 @@ def test_built_where_it_can_be():
 
 
 pytestmark = pytest.mark.skipif(not _onednn.available(), reason="no oneDNN on this platform")
+
+
+@pytest.fixture(autouse=True)
+def onednn_on(request):
+    if request.node.name.startswith("test_environment"):
+        yield
+        return
+    with _onednn.enabled():
+        yield
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -146,13 +157,18 @@ def test_other_configurations_stay_on_xla():
     assert _uses_onednn(lambda p, x: layer.apply(p, x, hx)[0], params, x)
 
 
-def test_environment_variable_turns_it_off():
-    code = "from jaxrnn.cells import _onednn; print(_onednn.available())"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**__import__("os").environ, "JAXRNN_ONEDNN": "0"},
-        capture_output=True,
-        text=True,
-        check=True,
+@pytest.mark.parametrize("value, on", [(None, False), ("0", False), ("1", True)])
+def test_environment_variable_turns_it_on(value, on):
+    """Off by default; ``JAXRNN_ONEDNN=1`` at import turns it on."""
+    code = (
+        "import jax, jax.numpy as jnp, jaxrnn\n"
+        "lstm = jaxrnn.nn.LSTM(3, 4)\n"
+        "p, x = lstm.init(jax.random.key(0)), jnp.ones((5, 2, 3), jnp.float32)\n"
+        "print('jaxrnn_onednn' in jax.jit(lstm.apply).lower(p, x).as_text())"
     )
-    assert out.stdout.strip() == "False"
+    env = {k: v for k, v in os.environ.items() if k != "JAXRNN_ONEDNN"}
+    if value is not None:
+        env["JAXRNN_ONEDNN"] = value
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(on)

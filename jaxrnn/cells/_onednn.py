@@ -6,9 +6,10 @@ micro-kernels and the whole recurrence in one call. Where it applies,
 :func:`jaxrnn.cells._fused.gated_sequence` runs the ``lstm`` and ``gru`` cells through
 it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop:
 
+- turned on: ``JAXRNN_ONEDNN=1`` in the environment when jaxrnn is imported, or inside
+  :func:`enabled` (off by default, see below);
 - CPU backend, float32 inputs, weights and carry, static shapes, no ``mask``/``reset``,
-  no projection (LSTMP), the library built and loaded (:func:`available`), and not
-  turned off (``JAXRNN_ONEDNN=0`` in the environment, or :func:`disabled`);
+  no projection (LSTMP), and the library built (:func:`available`);
 - everything else (float64, padding, resets, other cells and backends) keeps the XLA
   path, which this path equals to float32 rounding (tests say so).
 
@@ -26,6 +27,11 @@ forward's workspace (gates saved per step). So ``jax.grad`` runs oneDNN forward 
 backward, and ``jax.jvp``/``jax.jacfwd``/higher orders keep working through the XLA
 path. Batching: ``vmap`` over the batch folds into oneDNN's batch dimension; a batched
 tangent, backward, or batched weights (``vmap`` over models) use the XLA path.
+
+Why off by default: in a process that also runs PyTorch's multi-threaded CPU kernels,
+the two OpenMP users slow each other down (an LSTM at B = 32, T = 100, H = 128: torch
+with 2 threads 6.4 -> 11 ms per forward + backward once oneDNN has run, jaxrnn's own
+call 6 -> 12-20 ms), and ``benchmarks/bench_peers.py`` runs both in one process.
 """
 
 from __future__ import annotations
@@ -45,21 +51,26 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-__all__ = ["available", "disabled", "sequence", "usable"]
+__all__ = ["available", "disabled", "enabled", "sequence", "usable"]
 
 _KIND = {"lstm": 0, "gru": 1}
 _GRU_ORDER = np.array([1, 0, 2])  # PyTorch's r, z, n -> oneDNN's u (= z), r, o (= n)
-_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("jaxrnn_onednn", default=True)
+_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "jaxrnn_onednn", default=os.environ.get("JAXRNN_ONEDNN") == "1"
+)
 
 
+@functools.cache
 def _load():
-    """The built custom-call library, with oneDNN loaded first (``None`` if absent)."""
-    if os.environ.get("JAXRNN_ONEDNN", "1") == "0":
-        return None
+    """The built custom-call library, with oneDNN loaded first (``None`` if absent);
+    loaded on first use, so that a process that never turns the path on never loads
+    oneDNN or its OpenMP runtime."""
     try:
         dist = importlib.metadata.distribution("onednn-cpu-gomp")
         (dnnl,) = [f for f in dist.files or () if str(f).endswith("libdnnl.so.3")]
-        ctypes.CDLL(str(dist.locate_file(dnnl)), mode=ctypes.RTLD_GLOBAL)
+        # Loaded first so that the extension's libdnnl.so.3 resolves to it; local, so
+        # that its OpenMP runtime does not stand in for another library's (PyTorch's).
+        ctypes.CDLL(str(dist.locate_file(dnnl)))
         (path,) = glob.glob(os.path.join(os.path.dirname(__file__), "_onednn_lib*.so"))
         lib = ctypes.CDLL(path)
     except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
@@ -76,22 +87,14 @@ def _load():
     return lib
 
 
-_LIB = _load()
-
-
 def available() -> bool:
-    """Whether the oneDNN library was built and loaded in this process."""
-    return _LIB is not None
+    """Whether the oneDNN custom calls were built (loads them on the first call)."""
+    return _load() is not None
 
 
 @contextlib.contextmanager
-def disabled() -> Iterator[None]:
-    """Trace with the XLA path inside this block, for comparisons and tests.
-
-    JAX's caches are cleared on entry and on exit, so that functions traced before
-    (or inside) are traced again; a function jitted inside keeps the XLA path.
-    """
-    token = _ENABLED.set(False)
+def _switched(on: bool) -> Iterator[None]:
+    token = _ENABLED.set(on)
     jax.clear_caches()
     try:
         yield
@@ -100,12 +103,25 @@ def disabled() -> Iterator[None]:
         jax.clear_caches()
 
 
+def enabled() -> contextlib.AbstractContextManager[None]:
+    """Trace the LSTM and GRU on oneDNN inside this block (where :func:`usable`).
+
+    JAX's caches are cleared on entry and on exit, so that functions traced before
+    (or inside) are traced again; a function jitted inside keeps the path it got.
+    """
+    return _switched(True)
+
+
+def disabled() -> contextlib.AbstractContextManager[None]:
+    """Trace with the XLA path inside this block (caches cleared as :func:`enabled`)."""
+    return _switched(False)
+
+
 def usable(spec, w, xs, h0, s0, mask, reset) -> bool:
     """Whether :func:`sequence` applies to this call (see the module docstring)."""
     arrays = [xs, w.w_ih, w.w_hh, h0] + [a for a in (w.b_ih, w.b_hh, s0) if a is not None]
     return (
-        _LIB is not None
-        and _ENABLED.get()
+        _ENABLED.get()
         and spec.onednn in _KIND
         and w.w_hr is None
         and mask is None
@@ -113,6 +129,7 @@ def usable(spec, w, xs, h0, s0, mask, reset) -> bool:
         and jax.default_backend() == "cpu"
         and all(jnp.result_type(a) == jnp.float32 for a in arrays)
         and all(isinstance(d, int) for d in (*xs.shape, *h0.shape))  # not symbolic
+        and available()
     )
 
 
@@ -190,7 +207,7 @@ backward_p.multiple_results = True
 
 def _workspace_bytes(spec, reverse, x, h0) -> int:
     B, T, I = x.shape
-    n = _LIB.jaxrnn_onednn_workspace_size(_KIND[spec.onednn], reverse, T, B, I, h0.shape[1])
+    n = _load().jaxrnn_onednn_workspace_size(_KIND[spec.onednn], reverse, T, B, I, h0.shape[1])
     if n < 0:
         raise RuntimeError(f"oneDNN has no {spec.onednn} for shape {(T, B, I, h0.shape[1])}")
     return max(int(n), 1)
