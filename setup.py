@@ -5,21 +5,36 @@ build (no C++ compiler, another platform than Linux x86-64), jaxrnn installs wit
 and runs every cell on XLA (``jaxrnn.cells._onednn.available()`` says which).
 """
 
+import importlib.metadata
 import os
-import sysconfig
 
 from setuptools import Extension, setup
 
 
-def _include_dirs() -> list[str]:
-    import jaxlib  # the XLA FFI headers (a build requirement)
+def _located(dist: str, suffix: str) -> str:
+    """The directory holding ``suffix`` in an installed distribution (the build
+    requirements: where pip put them, in an isolated build environment or not)."""
+    for f in importlib.metadata.distribution(dist).files or ():
+        if str(f).endswith(suffix):
+            path = str(importlib.metadata.distribution(dist).locate_file(f))
+            return os.path.normpath(path[: -len(suffix)])
+    raise FileNotFoundError(f"{suffix} not found in {dist}")
 
-    # oneDNN's headers: the onednn-devel-cpu-gomp build requirement, under the prefix
-    return [os.path.join(os.path.dirname(jaxlib.__file__), "include"), _prefix("include")]
+
+def _dirs() -> tuple[list[str], list[str]]:
+    import jaxlib  # the XLA FFI headers
+
+    include = [
+        os.path.join(os.path.dirname(jaxlib.__file__), "include"),
+        _located("onednn-devel-cpu-gomp", "oneapi/dnnl/dnnl.hpp"),
+    ]
+    return include, [_located("onednn-cpu-gomp", "libdnnl.so")]
 
 
-def _prefix(sub: str) -> str:
-    return os.path.join(sysconfig.get_paths()["data"], sub)
+try:
+    INCLUDE, LIBRARY = _dirs()
+except (ImportError, importlib.metadata.PackageNotFoundError, FileNotFoundError):
+    INCLUDE, LIBRARY = [], []  # not buildable here: the optional extension fails, skipped
 
 
 setup(
@@ -27,8 +42,8 @@ setup(
         Extension(
             "jaxrnn.cells._onednn_lib",
             sources=["jaxrnn/cells/_onednn.cc"],
-            include_dirs=_include_dirs(),
-            library_dirs=[_prefix("lib")],
+            include_dirs=INCLUDE,
+            library_dirs=LIBRARY,
             libraries=["dnnl"],
             extra_compile_args=["-std=c++17", "-O2", "-fopenmp", "-Wno-attributes"],
             extra_link_args=["-fopenmp"],
