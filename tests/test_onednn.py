@@ -1,6 +1,6 @@
 """The LSTM and GRU on oneDNN (``jaxrnn/cells/_onednn.py``) against the XLA path.
 
-The path is opt-in; every test here but the last turns it on (``_onednn.enabled()``).
+The path is opt-in; this module turns it on (``_onednn.enabled()``).
 float32 runs take the oneDNN path (checked in the compiled program); the reference is
 the same layer and parameters in float64, which always runs on XLA (itself tested
 against PyTorch and a Python loop of the step elsewhere). Tolerances are float32's.
@@ -82,11 +82,10 @@ def test_built():
     assert _onednn.available()
 
 
-@pytest.fixture(autouse=True)
-def onednn_on(request):
-    if request.node.name.startswith("test_environment"):
-        yield
-        return
+@pytest.fixture(autouse=True, scope="module")
+def onednn_on():
+    """The path on for the module (once: turning it on clears JAX's caches); the
+    environment-variable test runs in subprocesses, which do not see it."""
     with _onednn.enabled():
         yield
 
