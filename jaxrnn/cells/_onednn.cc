@@ -220,12 +220,23 @@ Shape shape_of(const X& x, const S& h0) {
   return {d[1], d[0], d[2], h0.dimensions()[1]};
 }
 
-size_t workspace_bytes(int64_t kind, bool reverse, Shape n) {
-  size_t total = 0;
-  auto parts = chunks(n.B);
-  for (size_t k = 0; k < parts.size(); ++k)
-    total += align(plan_for(kind, reverse, n.T, parts[k].second, n.I, n.H, k).ws.get_size());
-  return total;
+// One call's chunks: (first sample, size), plan and workspace offset of each.
+struct Chunked {
+  std::vector<std::pair<int64_t, int64_t>> parts;
+  std::vector<Plan*> plans;
+  std::vector<size_t> ws_at;
+  size_t ws_bytes = 0;
+};
+
+Chunked chunked(int64_t kind, bool reverse, Shape n) {
+  Chunked c;
+  c.parts = chunks(n.B);
+  for (size_t k = 0; k < c.parts.size(); ++k) {
+    c.plans.push_back(&plan_for(kind, reverse, n.T, c.parts[k].second, n.I, n.H, k));
+    c.ws_at.push_back(c.ws_bytes);
+    c.ws_bytes += align(c.plans.back()->ws.get_size());
+  }
+  return c;
 }
 
 using F32 = ffi::Buffer<ffi::F32>;
@@ -235,16 +246,11 @@ ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0
                    OutF32 cT, ffi::ResultBuffer<ffi::U8> ws, int64_t kind, bool reverse) {
   const Shape n = shape_of(x, h0);
   try {
-    auto parts = chunks(n.B);
-    std::vector<Plan*> plans;
-    std::vector<size_t> ws_at;
-    size_t offset = 0;
-    for (size_t k = 0; k < parts.size(); ++k) {
-      plans.push_back(&plan_for(kind, reverse, n.T, parts[k].second, n.I, n.H, k));
-      ws_at.push_back(offset);
-      offset += align(plans.back()->ws.get_size());
-    }
-    if (offset > ws->size_bytes())
+    const Chunked c = chunked(kind, reverse, n);
+    const auto& parts = c.parts;
+    const auto& plans = c.plans;
+    const auto& ws_at = c.ws_at;
+    if (c.ws_bytes > ws->size_bytes())
       return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN workspace larger than allocated");
     if (!plans[0]->lstm) std::memset(cT->untyped_data(), 0, cT->size_bytes());
     run_chunks(pool, parts.size(), [&](size_t k) {
@@ -283,15 +289,10 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
                     bool reverse) {
   const Shape n = shape_of(x, h0);
   try {
-    auto parts = chunks(n.B);
-    std::vector<Plan*> plans;
-    std::vector<size_t> ws_at;
-    size_t offset = 0;
-    for (size_t k = 0; k < parts.size(); ++k) {
-      plans.push_back(&plan_for(kind, reverse, n.T, parts[k].second, n.I, n.H, k));
-      ws_at.push_back(offset);
-      offset += align(plans.back()->ws.get_size());
-    }
+    const Chunked c = chunked(kind, reverse, n);
+    const auto& parts = c.parts;
+    const auto& plans = c.plans;
+    const auto& ws_at = c.ws_at;
     if (!plans[0]->lstm) std::memset(dc0->untyped_data(), 0, dc0->size_bytes());
     run_chunks(pool, parts.size(), [&](size_t k) {
       Plan& p = *plans[k];
@@ -398,7 +399,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnBackward, Backward,
 extern "C" int64_t jaxrnn_onednn_workspace_size(int64_t kind, bool reverse, int64_t T,
                                                  int64_t B, int64_t I, int64_t H) {
   try {
-    return static_cast<int64_t>(workspace_bytes(kind, reverse, {T, B, I, H}));
+    return static_cast<int64_t>(chunked(kind, reverse, {T, B, I, H}).ws_bytes);
   } catch (const dnnl::error&) {
     return -1;
   }
