@@ -29,10 +29,9 @@ path. Batching: ``vmap`` over the batch folds into oneDNN's batch dimension; a b
 tangent, backward, or batched weights (``vmap`` over models) use the XLA path.
 
 Why off by default: in a process that also runs PyTorch's multi-threaded CPU kernels,
-the two OpenMP users slow each other down (``benchmarks/bench_onednn_torch.py``: an LSTM
-at B = 32, T = 100, H = 128, PyTorch with 2 threads 6.5 -> 12-33 ms per forward +
-backward once oneDNN has run, this path 8.7 -> 13-16 ms with PyTorch in the process),
-and ``benchmarks/bench_peers.py`` runs both in one process.
+PyTorch slows down once this path has run (``benchmarks/bench_onednn_torch.py``: an
+LSTM at B = 32, T = 100, H = 128, PyTorch with 2 threads 6.5 -> 12-33 ms per forward +
+backward), and ``benchmarks/bench_peers.py`` runs both in one process.
 """
 
 from __future__ import annotations
