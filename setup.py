@@ -14,10 +14,10 @@ from setuptools import Extension, setup
 def _located(dist: str, suffix: str) -> str:
     """The directory holding ``suffix`` in an installed distribution (the build
     requirements: where pip put them, in an isolated build environment or not)."""
-    for f in importlib.metadata.distribution(dist).files or ():
+    found = importlib.metadata.distribution(dist)
+    for f in found.files or ():
         if str(f).endswith(suffix):
-            path = str(importlib.metadata.distribution(dist).locate_file(f))
-            return os.path.normpath(path[: -len(suffix)])
+            return os.path.normpath(str(found.locate_file(f))[: -len(suffix)])
     raise FileNotFoundError(f"{suffix} not found in {dist}")
 
 

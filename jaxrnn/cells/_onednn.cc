@@ -12,9 +12,9 @@
 // GRU, gates u r o, G' = 4 with the extra recurrent bias of the candidate), reverse
 // (right to left). float32 only; c0, cT, dcT, dc0 are unused by the GRU (zeros out).
 //
-// Threads. The batch is cut into contiguous chunks, one per core (at most one per
-// sample). Each chunk runs oneDNN single-threaded, with its own
-// primitives, scratchpad and workspace slice, on the calling thread or as a task on
+// Threads. The batch is cut into contiguous chunks, one per core (each of at least one
+// sample). Each chunk runs oneDNN single-threaded, with its own primitives, scratchpad
+// and workspace slice, on the calling thread or as a task on
 // XLA's pool; whichever thread is free claims the next chunk, so a call never waits on
 // a task that has not started. This keeps OpenMP's thread teams out of XLA's pool (they
 // fought over the cores: 3x slower at small shapes) and needs no synchronisation inside
@@ -30,8 +30,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -242,6 +242,35 @@ Chunked chunked(int64_t kind, bool reverse, Shape n) {
 using F32 = ffi::Buffer<ffi::F32>;
 using OutF32 = ffi::ResultBuffer<ffi::F32>;
 
+// The data pointers of one call that the forward and the backward both read.
+struct Buffers {
+  const void *x, *bias, *h0, *c0, *y, *hT, *cT, *ws;
+};
+
+// Chunk k's arguments shared by the forward and the backward primitive: its slices of
+// the inputs, outputs and workspace, the bias, the scratchpad, and the given weights
+// (already in that primitive's layout).
+std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, int64_t b0, size_t ws_at,
+                                           const Buffers& b, memory wl, memory wi) {
+  const size_t f = sizeof(float);
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC_LAYER, at(p.x, b.x, b0 * n.T * n.I * f)},
+      {DNNL_ARG_SRC_ITER, at(p.state, b.h0, b0 * n.H * f)},
+      {DNNL_ARG_WEIGHTS_LAYER, wl},
+      {DNNL_ARG_WEIGHTS_ITER, wi},
+      {DNNL_ARG_BIAS, at(p.bias, b.bias, 0)},
+      {DNNL_ARG_DST_LAYER, at(p.y, b.y, b0 * n.T * n.H * f)},
+      {DNNL_ARG_DST_ITER, at(p.state, b.hT, b0 * n.H * f)},
+      {DNNL_ARG_WORKSPACE, at(p.ws, b.ws, ws_at)},
+      {DNNL_ARG_SCRATCHPAD, p.scratch}};
+  if (p.lstm) {
+    args[DNNL_ARG_SRC_ITER_C] = at(p.state, b.c0, b0 * n.H * f);
+    args[DNNL_ARG_DST_ITER_C] = at(p.state, b.cT, b0 * n.H * f);
+  }
+  return args;
+}
+
+
 ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0, OutF32 y, OutF32 hT,
                    OutF32 cT, ffi::ResultBuffer<ffi::U8> ws, int64_t kind, bool reverse) {
   const Shape n = shape_of(x, h0);
@@ -256,24 +285,13 @@ ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0
     run_chunks(pool, parts.size(), [&](size_t k) {
       Plan& p = *plans[k];
       std::lock_guard<std::mutex> lock(p.mutex);
-      const size_t b0 = parts[k].first, f = sizeof(float);
       dnnl::stream s(cpu());
       reorder(s, p, p.to_wl_f, at(p.wl, wl.untyped_data(), 0), p.wl_f);
       reorder(s, p, p.to_wi_f, at(p.wi, wi.untyped_data(), 0), p.wi_f);
-      std::unordered_map<int, memory> args = {
-          {DNNL_ARG_SRC_LAYER, at(p.x, x.untyped_data(), b0 * n.T * n.I * f)},
-          {DNNL_ARG_SRC_ITER, at(p.state, h0.untyped_data(), b0 * n.H * f)},
-          {DNNL_ARG_WEIGHTS_LAYER, p.wl_f},
-          {DNNL_ARG_WEIGHTS_ITER, p.wi_f},
-          {DNNL_ARG_BIAS, at(p.bias, bias.untyped_data(), 0)},
-          {DNNL_ARG_DST_LAYER, at(p.y, y->untyped_data(), b0 * n.T * n.H * f)},
-          {DNNL_ARG_DST_ITER, at(p.state, hT->untyped_data(), b0 * n.H * f)},
-          {DNNL_ARG_WORKSPACE, at(p.ws, ws->untyped_data(), ws_at[k])},
-          {DNNL_ARG_SCRATCHPAD, p.scratch}};
-      if (p.lstm) {
-        args[DNNL_ARG_SRC_ITER_C] = at(p.state, c0.untyped_data(), b0 * n.H * f);
-        args[DNNL_ARG_DST_ITER_C] = at(p.state, cT->untyped_data(), b0 * n.H * f);
-      }
+      const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
+                      c0.untyped_data(), y->untyped_data(),   hT->untyped_data(),
+                      cT->untyped_data(), ws->untyped_data()};
+      auto args = chunk_args(p, n, parts[k].first, ws_at[k], b, p.wl_f, p.wi_f);
       p.fwd.execute(s, args);
       s.wait();
     });
@@ -305,26 +323,18 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       std::memset(p.dwl_b.get_data_handle(), 0, p.dwl_bwd.get_size());
       std::memset(p.dwi_b.get_data_handle(), 0, p.dwi_bwd.get_size());
       std::memset(p.dbias_sum.get_data_handle(), 0, p.bias.get_size());
-      std::unordered_map<int, memory> args = {
-          {DNNL_ARG_SRC_LAYER, at(p.x, x.untyped_data(), b0 * n.T * n.I * f)},
-          {DNNL_ARG_SRC_ITER, at(p.state, h0.untyped_data(), b0 * n.H * f)},
-          {DNNL_ARG_WEIGHTS_LAYER, p.wl_b},
-          {DNNL_ARG_WEIGHTS_ITER, p.wi_b},
-          {DNNL_ARG_BIAS, at(p.bias, bias.untyped_data(), 0)},
-          {DNNL_ARG_DST_LAYER, at(p.y, y.untyped_data(), b0 * n.T * n.H * f)},
-          {DNNL_ARG_DST_ITER, at(p.state, hT.untyped_data(), b0 * n.H * f)},
-          {DNNL_ARG_WORKSPACE, at(p.ws, ws.untyped_data(), ws_at[k])},
-          {DNNL_ARG_DIFF_DST_LAYER, at(p.y, dy.untyped_data(), b0 * n.T * n.H * f)},
-          {DNNL_ARG_DIFF_DST_ITER, at(p.state, dhT.untyped_data(), b0 * n.H * f)},
-          {DNNL_ARG_DIFF_SRC_LAYER, at(p.x, dx->untyped_data(), b0 * n.T * n.I * f)},
-          {DNNL_ARG_DIFF_SRC_ITER, at(p.state, dh0->untyped_data(), b0 * n.H * f)},
-          {DNNL_ARG_DIFF_WEIGHTS_LAYER, p.dwl_b},
-          {DNNL_ARG_DIFF_WEIGHTS_ITER, p.dwi_b},
-          {DNNL_ARG_DIFF_BIAS, p.dbias_sum},
-          {DNNL_ARG_SCRATCHPAD, p.scratch}};
+      const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
+                      c0.untyped_data(), y.untyped_data(),    hT.untyped_data(),
+                      cT.untyped_data(), ws.untyped_data()};
+      auto args = chunk_args(p, n, b0, ws_at[k], b, p.wl_b, p.wi_b);
+      args[DNNL_ARG_DIFF_DST_LAYER] = at(p.y, dy.untyped_data(), b0 * n.T * n.H * f);
+      args[DNNL_ARG_DIFF_DST_ITER] = at(p.state, dhT.untyped_data(), b0 * n.H * f);
+      args[DNNL_ARG_DIFF_SRC_LAYER] = at(p.x, dx->untyped_data(), b0 * n.T * n.I * f);
+      args[DNNL_ARG_DIFF_SRC_ITER] = at(p.state, dh0->untyped_data(), b0 * n.H * f);
+      args[DNNL_ARG_DIFF_WEIGHTS_LAYER] = p.dwl_b;
+      args[DNNL_ARG_DIFF_WEIGHTS_ITER] = p.dwi_b;
+      args[DNNL_ARG_DIFF_BIAS] = p.dbias_sum;
       if (p.lstm) {
-        args[DNNL_ARG_SRC_ITER_C] = at(p.state, c0.untyped_data(), b0 * n.H * f);
-        args[DNNL_ARG_DST_ITER_C] = at(p.state, cT.untyped_data(), b0 * n.H * f);
         args[DNNL_ARG_DIFF_DST_ITER_C] = at(p.state, dcT.untyped_data(), b0 * n.H * f);
         args[DNNL_ARG_DIFF_SRC_ITER_C] = at(p.state, dc0->untyped_data(), b0 * n.H * f);
       }

@@ -224,23 +224,27 @@ def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse):
     ]
 
 
-def _forward_impl(x, wl, wi, bias, h0, c0, *, spec, reverse):
-    out = [
-        jax.ShapeDtypeStruct(a.shape, a.dtype)
-        for a in _forward_abstract(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse)
-    ]
-    call = jax.ffi.ffi_call("jaxrnn_onednn_forward", out)
-    return call(x, wl, wi, bias, h0, c0, kind=np.int64(_KIND[spec.onednn]), reverse=reverse)
-
-
 def _backward_abstract(*args, spec, reverse):
     return [jax.core.ShapedArray(a.shape, a.dtype) for a in args[:6]]
 
 
-def _backward_impl(*args, spec, reverse):
-    out = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args[:6]]
-    call = jax.ffi.ffi_call("jaxrnn_onednn_backward", out)
-    return call(*args, kind=np.int64(_KIND[spec.onednn]), reverse=reverse)
+def _custom_call(target: str, abstract):
+    """The impl of a primitive that is the custom call ``target`` with results
+    ``abstract(*args, spec=..., reverse=...)``."""
+
+    def impl(*args, spec, reverse):
+        results = [
+            jax.ShapeDtypeStruct(a.shape, a.dtype)
+            for a in abstract(*args, spec=spec, reverse=reverse)
+        ]
+        call = jax.ffi.ffi_call(target, results)
+        return call(*args, kind=np.int64(_KIND[spec.onednn]), reverse=reverse)
+
+    return impl
+
+
+_forward_impl = _custom_call("jaxrnn_onednn_forward", _forward_abstract)
+_backward_impl = _custom_call("jaxrnn_onednn_backward", _backward_abstract)
 
 
 def _tangent_abstract(*args, spec, reverse):
