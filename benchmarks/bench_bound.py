@@ -16,9 +16,9 @@ be one GEMM over all steps. This script measures, on the current JAX backend, fl
   ``d <- tile(d W, G)``): what one step's product costs inside a loop, with nothing
   else in the step;
 - ``jaxrnn``: ``jaxrnn.nn.LSTM`` / ``GRU`` (``batch_first=True``), gradient of
-  ``sum(output)`` with respect to the parameters and the input, jitted: as it runs by
-  default (the XLA path), and with the opt-in oneDNN path (``jaxrnn/cells/_onednn.py``;
-  not a scan, so the bound does not hold for it).
+  ``sum(output)`` with respect to the parameters and the input, jitted: on the XLA path
+  (``_onednn.disabled()``), and on the oneDNN path, the default on CPU
+  (``jaxrnn/cells/_onednn.py``; not a scan, so the bound does not hold for it).
 
 Every number is the fastest of its calls. The **bound** is the forward + backward time
 of an implementation whose two loops run at the measured loop rates with no other work
@@ -29,7 +29,7 @@ other GEMMs do not all reach ``peak``) except in one way: work could run beside 
 product on cores the product leaves idle. On a 2-core CPU the loop product at shapes b
 and d already runs on both cores (its rate is above half the peak).
 
-Where jaxrnn's time goes: one more set of calls runs under ``jax.profiler`` and the
+Where the XLA path's time goes: one more set of calls runs under ``jax.profiler`` and the
 time its compiled ops were busy is summed in four groups (ms per call; ops running at
 the same time on the two cores both count), for the XLA path: GEMMs inside the time
 loops (ops that run more than once per call), other ops inside the loops (gates, copies,
@@ -194,17 +194,17 @@ def main(argv=None) -> int:
         "(H, GH)`, backward `(B, GH) @ (GH, H)`); *bound*: both loops at those rates with "
         "nothing else in them, every other GEMM at the peak (benchmarks/README.md, "
         f'"How far a scanned recurrence can go"). Target: {TARGET:.0%} of the peak. '
-        "*jaxrnn*: as it runs by default (the XLA path); *oneDNN*: with the opt-in oneDNN "
-        f"path ({'built' if _onednn.available() else 'not built: the XLA path again'}; "
+        "*XLA*: jaxrnn on the XLA path (`JAXRNN_ONEDNN=0`); *oneDNN*: on the oneDNN path, the "
+        f"default ({'built' if _onednn.available() else 'not built: the XLA path again'}; "
         "not a scan, so the bound does not hold for it).",
         "",
         "| case | B, T, I, H | cell | GFLOP / call | fwd loop % | bwd loop % | bound ms | "
-        "bound % | at target ms | jaxrnn ms | jaxrnn % | oneDNN ms | oneDNN % |",
+        "bound % | at target ms | XLA ms | XLA % | oneDNN ms | oneDNN % |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     where = [
         "",
-        "## Where jaxrnn's time goes",
+        "## Where the XLA path's time goes",
         "",
         "Busy time of the compiled ops, ms per call (`jax.profiler`, 3 calls; ops that run at "
         "the same time on different cores both count, so a row can add up to more than the "
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
         "shows, at the small shapes). *loop*: ops that run once per step; *sequence*: once "
         "per call.",
         "",
-        "| case | cell | jaxrnn ms | profiled ms | " + " | ".join(GROUPS) + " |",
+        "| case | cell | XLA ms | profiled ms | " + " | ".join(GROUPS) + " |",
         "|---|---|---|---|" + "---|" * len(GROUPS),
     ]
     for case in cases:

@@ -1,10 +1,14 @@
-"""Why the oneDNN path is opt-in: jaxrnn on oneDNN and PyTorch in one process.
+"""jaxrnn's oneDNN path and PyTorch in one process: does either slow the other down?
+
+(The path, now jaxrnn's default on CPU, was opt-in for a session because PyTorch's LSTM
+took 2-5x longer after it had run; ``benchmarks/README.md`` tells why, and this script
+shows it does not any more.)
 
 Case a of ``bench_peers.py`` (B, T, I, H = 32, 100, 64, 128), an LSTM, float32, forward
 + backward (gradient of ``sum(output)``): PyTorch's ``nn.LSTM`` with 2 threads and
 ``jaxrnn.nn.LSTM`` jitted, each timed (median of 15 calls) alone, then again after the
-other has run, in one interpreter per jaxrnn setting (the XLA path, and the oneDNN
-path turned on with ``JAXRNN_ONEDNN=1``) and import order (PyTorch first or jaxrnn
+other has run, in one interpreter per jaxrnn setting (the XLA path with ``JAXRNN_ONEDNN=0``,
+and the oneDNN path with ``JAXRNN_ONEDNN=1``) and import order (PyTorch first or jaxrnn
 first).
 
 Usage::

@@ -651,6 +651,7 @@ def main(argv=None):
         ),
         row("meta", mode="tol", lib=str(args.tol)),
         row("meta", mode="malloc", lib=malloc),
+        row("meta", mode="engine", lib=engine_string()),
     ]
     gemm_n = 1024 if jax.default_backend() == "cpu" else 4096
     rows.append(row("meta", mode="gemm_n", lib=str(gemm_n)))
@@ -763,6 +764,18 @@ def fmt(ms):
     return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 
 
+def engine_string() -> str:
+    """Which path jaxrnn's float32 LSTM and GRU take in this run (README, engine)."""
+    from jaxrnn.cells import _onednn
+
+    if jax.default_backend() != "cpu":
+        return "the XLA path"
+    if _onednn.active():
+        return "oneDNN (the default on CPU)"
+    why = "off: JAXRNN_ONEDNN=0" if _onednn.available() else "not built"
+    return f"the XLA path (oneDNN {why})"
+
+
 def write_report(rows, out):
     best, first, check, gemm, loop, ident, meta = aggregate(rows)
     specs = list(dict.fromkeys((k[0], k[1]) for k in best))
@@ -776,7 +789,8 @@ def write_report(rows, out):
         f"Command: `{meta.get('command', '?')}`  ",
         f"Device: {meta.get('device', '?')}  ",
         f"Versions: {meta.get('versions', '?')}. float32.  ",
-        f"Host memory (all libraries, one process): {meta.get('malloc', 'glibc defaults')}.",
+        f"Host memory (all libraries, one process): {meta.get('malloc', 'glibc defaults')}.  ",
+        f"jaxrnn's LSTM/GRU: {meta.get('engine', 'the XLA path')}.",
         "",
         "Times in ms per call: best over interleaved rounds of the median of repeated calls.",
         f"Peers: {', '.join(peers)}"

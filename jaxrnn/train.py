@@ -261,15 +261,33 @@ class FitResult(NamedTuple):
     best: dict | None
 
 
-@jax.jit
-def _split_key(key: PRNGKey) -> tuple[PRNGKey, PRNGKey]:
-    """``key, sub = jax.random.split(key)`` as one asynchronous dispatch.
+_BLOCK_BYTES = 8 << 20  # host batches copied to the device at once by fit
 
-    Unpacking the split key array on the host runs an eager ``unstack`` that waits for
-    the device, i.e. for the train steps already queued; the values are the same.
+
+class _BlockFeed:
+    """``fit``'s batches on one device, ``size`` steps per host-to-device copy.
+
+    ``batch(step)`` returns ``(block, index)``: the stacked batches of the steps
+    ``start .. start + size - 1`` (on the device) and ``step``'s row in them; the train
+    step slices its batch inside ``jit``. One copy of at most about ``_BLOCK_BYTES``
+    replaces one transfer per step (about 45 us of host work each, which a step that
+    keeps every core busy no longer hides). Batches past the last step are sampled too
+    (``sample`` is a pure function of the step), so every block has one shape.
     """
-    new, sub = jax.random.split(key)
-    return new, sub
+
+    def __init__(self, sample: Callable[[int], dict[str, np.ndarray]]):
+        self.sample = sample
+        size = sum(np.asarray(v).nbytes for v in sample(0).values())
+        self.size = max(1, min(64, _BLOCK_BYTES // max(size, 1)))
+        self.start: int | None = None
+        self.block: dict[str, Array] | None = None
+
+    def batch(self, step: int) -> tuple[dict[str, Array], int]:
+        if self.start is None or not self.start <= step < self.start + self.size:
+            self.start = step
+            rows = [self.sample(t) for t in range(step, step + self.size)]
+            self.block = jax.device_put({k: np.stack([r[k] for r in rows]) for k in rows[0]})
+        return self.block, step - self.start
 
 
 def _better(mode: str, new: float, old: float | None, delta: float) -> bool:
@@ -350,10 +368,21 @@ def fit(
     sample = data if callable(data) else batch_sampler(data, batch_size, data_seed)
     mesh = batch_mesh() if mesh is None else mesh
     step_fn = make_train_step(loss_fn, optimizer, grad_fn=grad_fn, jit=False)
-    train_step = jax.jit(step_fn, out_shardings=replicated(mesh))
-    # On the default device alone, jit's own transfer of the batch is the placement
-    # (an explicit device_put costs about 0.1 ms a step).
     one_device = mesh.devices.size == 1 and mesh.devices.flat[0] == jax.devices()[0]
+    # On the default device alone, a dict of arrays goes over in blocks of steps
+    # (_BlockFeed) and the step slices its batch; a sampling function's batches, and
+    # batches sharded over several devices, go over one step at a time.
+    feed = _BlockFeed(sample) if one_device and not callable(data) else None
+
+    def keyed_step(params, opt_state, batch, key):
+        # key, sub = split(key) inside the step: one dispatch per step, not two.
+        key, sub = jax.random.split(key)
+        return (*step_fn(params, opt_state, batch, sub), key)
+
+    def block_step(params, opt_state, block, index, key):
+        return keyed_step(params, opt_state, jax.tree_util.tree_map(lambda a: a[index], block), key)
+
+    train_step = jax.jit(keyed_step if feed is None else block_step, out_shardings=replicated(mesh))
     # Several CPU devices (forced host devices, tests): with steps queued ahead, XLA:CPU's
     # in-process all-reduce was seen to miss its rendezvous and abort the process (4
     # devices on 2 cores, about half the runs); finishing each step first avoids it.
@@ -412,9 +441,11 @@ def fit(
     bar = tqdm(total=steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
     params, opt_state, _, key = replicate(state, mesh)
     for s in range(start, steps):
-        key, sub = _split_key(key)
-        batch = sample(s) if one_device else shard_batch(sample(s), mesh)
-        params, opt_state, metrics = train_step(params, opt_state, batch, sub)
+        if feed is not None:
+            batch = feed.batch(s)
+        else:
+            batch = (sample(s) if one_device else shard_batch(sample(s), mesh),)
+        params, opt_state, metrics, key = train_step(params, opt_state, *batch, key)
         if sync_steps:
             jax.block_until_ready(params)
         done = s + 1

@@ -1,6 +1,7 @@
 """The LSTM and GRU on oneDNN (``jaxrnn/cells/_onednn.py``) against the XLA path.
 
-The path is opt-in; this module turns it on (``_onednn.enabled()``).
+The path is on by default; this module makes sure of it (``_onednn.enabled()``) whatever
+the environment says.
 float32 runs take the oneDNN path (checked in the compiled program); the reference is
 the same layer and parameters in float64, which always runs on XLA (itself tested
 against PyTorch and a Python loop of the step elsewhere). Tolerances are float32's.
@@ -65,8 +66,13 @@ def _close(a, b, **tol):
         np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(v), **(tol or TOL))
 
 
-def _uses_onednn(fn, *args) -> bool:
-    return "jaxrnn_onednn_forward" in jax.jit(fn).lower(*args).as_text()
+def _uses_onednn(fn, *args, training: bool | None = None) -> bool:
+    """Whether ``fn`` calls the oneDNN forward (with that ``training`` attribute, if
+    given: oneDNN's training forward under differentiation, its inference one else)."""
+    text = jax.jit(fn).lower(*args).as_text()
+    if training is None:
+        return "jaxrnn_onednn_forward" in text
+    return f"training = {str(training).lower()}" in text
 
 
 # The oneDNN wheels exist for Linux x86-64 only; there a missing build fails every test
@@ -96,7 +102,10 @@ def test_outputs_states_and_gradients_equal_the_xla_path(name):
     params, x, hx = _inputs(layer)
     loss = _loss(layer)
     grad = jax.grad(loss, argnums=(0, 1, 2))
-    assert _uses_onednn(grad, params, x, hx)
+    assert _uses_onednn(grad, params, x, hx, training=True)
+    assert not _uses_onednn(grad, params, x, hx, training=False)
+    assert _uses_onednn(layer.apply, params, x, hx, training=False)
+    assert not _uses_onednn(layer.apply, params, x, hx, training=True)
     assert not _uses_onednn(grad, *_cast((params, x, hx), F64))
     _close(jax.jit(layer.apply)(params, x, hx), layer.apply(*_cast((params, x, hx), F64)))
     _close(jax.jit(grad)(params, x, hx), grad(*_cast((params, x, hx), F64)))
@@ -147,6 +156,53 @@ def test_per_example_gradients_and_a_batch_of_models():
         _close(out[m], layer.apply(*_cast((p, x, hx), F64))[0])
 
 
+def test_calls_of_one_shape_at_the_same_time_keep_their_own_results():
+    """Calls of one shape share oneDNN plans (a sharded program runs them on every
+    device at once); several threads calling one compiled gradient on different inputs
+    get each input's own gradient. (The weight gradients were once summed from the
+    plans after their locks were released, and a 4-device run trained wrongly.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    layer = _layer("gru")
+    params, _, hx = _inputs(layer)
+    xs = [jax.random.normal(jax.random.key(k), (T, B, I), F32) for k in range(8)]
+    grad = jax.jit(jax.grad(_loss(layer), argnums=0))
+    alone = [grad(params, x, hx) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            together = list(pool.map(lambda x: grad(params, x, hx), xs))
+            for a, b in zip(together, alone, strict=True):
+                _close(a, b, rtol=0, atol=0)
+
+
+_SHARDED = """
+import jax, jax.numpy as jnp, numpy as np, jaxrnn
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+layer = jaxrnn.nn.GRU(3, 5, batch_first=True)
+params = layer.init(jax.random.key(0))
+x = jax.random.normal(jax.random.key(1), (8, 6, 3))
+f = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x)[0]))))
+one = f(params, x)
+mesh = jax.make_mesh((4,), ("batch",), axis_types=(AxisType.Auto,))
+args = (jax.device_put(params, NamedSharding(mesh, P())),
+        jax.device_put(x, NamedSharding(mesh, P("batch"))))
+four = f(*args)
+for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four)):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+print("jaxrnn_onednn" in f.lower(params, x).as_text(), "jaxrnn_onednn" in f.lower(*args).as_text())
+"""
+
+
+def test_a_program_sharded_over_devices_takes_the_xla_path():
+    """jit over 4 devices with the batch sharded (as ``fit`` shards it): the custom call
+    has no partitioning rule, so that program lowers to the XLA path, with the
+    one-device program's value and gradients."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "False"]
+
+
 def test_other_configurations_stay_on_xla():
     layer = _layer("lstm")
     params, x, hx = _inputs(layer)
@@ -160,9 +216,9 @@ def test_other_configurations_stay_on_xla():
     assert _uses_onednn(lambda p, x: layer.apply(p, x, hx)[0], params, x)
 
 
-@pytest.mark.parametrize("value, on", [(None, False), ("0", False), ("1", True)])
-def test_environment_variable_turns_it_on(value, on):
-    """Off by default; ``JAXRNN_ONEDNN=1`` at import turns it on."""
+@pytest.mark.parametrize("value, on", [(None, True), ("0", False), ("1", True)])
+def test_environment_variable_turns_it_off(value, on):
+    """On by default; ``JAXRNN_ONEDNN=0`` at import turns it off."""
     code = (
         "import jax, jax.numpy as jnp, jaxrnn\n"
         "lstm = jaxrnn.nn.LSTM(3, 4)\n"

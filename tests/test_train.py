@@ -186,6 +186,43 @@ def test_interrupted_then_resumed_fit_equals_uninterrupted_bit_for_bit(tmp_path)
     assert strip(resumed.history) == strip(full.history)
 
 
+@pytest.mark.parametrize(
+    "block_bytes, dtype", [(None, jnp.float64), (3000, jnp.float64), (3000, jnp.float32)]
+)
+def test_fit_equals_a_plain_loop_of_the_train_step_bit_for_bit(monkeypatch, block_bytes, dtype):
+    """fit's batches (sent to the device several steps at a time) and keys (split inside
+    its step) are exactly ``batch_sampler(data, ...)(s)`` and ``key, sub = split(key)``:
+    one block for all 11 steps, or blocks of 3 steps (a batch is 992 bytes), the last
+    one ending past the last step; float32 runs the GRU on oneDNN where built."""
+    import jaxrnn.train as train
+
+    if block_bytes is not None:
+        monkeypatch.setattr(train, "_BLOCK_BYTES", block_bytes)
+    model, loss_fn, _, data = _tiny_problem(dtype)
+    params = model.init(jax.random.key(0))
+    opt = make_optimizer("adam", 1e-2, decay_steps=11)
+    got = fit(
+        loss_fn,
+        params,
+        data,
+        steps=11,
+        key=jax.random.key(3),
+        optimizer=opt,
+        batch_size=8,
+        data_seed=2,
+        progress=False,
+    )
+    step, sample = make_train_step(loss_fn, opt), batch_sampler(data, 8, seed=2)
+    key, opt_state = jax.random.key(3), opt.init(params)
+    for s in range(11):
+        key, sub = jax.random.split(key)
+        params, opt_state, _ = step(params, opt_state, sample(s), sub)
+    for a, b in zip(
+        _leaves((got.params, got.opt_state, got.key)), _leaves((params, opt_state, key))
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_early_stopping_stops_and_restores_the_best_params():
     model, loss_fn, _, data = _tiny_problem()
     params = model.init(jax.random.key(0))

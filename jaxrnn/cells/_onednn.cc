@@ -10,7 +10,9 @@
 //
 // attributes: kind (0: LSTM, gates i f g o, G' = 4; 1: oneDNN's linear-before-reset
 // GRU, gates u r o, G' = 4 with the extra recurrent bias of the candidate), reverse
-// (right to left). float32 only; c0, cT, dcT, dc0 are unused by the GRU (zeros out).
+// (right to left), and the forward's training (false: oneDNN's inference forward, no
+// workspace, n = 1 and unused). float32 only; c0, cT, dcT, dc0 are unused by the GRU
+// (zeros out).
 //
 // Threads. The batch is cut into contiguous chunks, one per core (each of at least one
 // sample). Each chunk runs oneDNN single-threaded, with its own primitives, scratchpad
@@ -22,9 +24,11 @@
 //
 // Plans (primitive descriptors, primitives, weight reorders, scratchpad) are built once
 // per shape and chunk and kept for the life of the process; a plan's mutex serialises
-// two calls of one shape that run at the same time.
+// two calls of one shape that run at the same time (several devices of a sharded
+// program, threads), and nothing of a plan is read or written outside it.
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -59,7 +63,9 @@ dnnl::engine& cpu() {
 
 size_t align(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// One chunk's primitives: batch Bc, all buffers in the user's plain layouts.
+// One chunk's primitives: batch Bc, all buffers in the user's plain layouts. A training
+// plan has oneDNN's forward (training: it fills the workspace) and backward; an
+// inference plan only the forward (inference: no workspace, ws and the bwd fields empty).
 struct Plan {
   std::mutex mutex;
   bool lstm;
@@ -67,22 +73,34 @@ struct Plan {
   dnnl::primitive fwd, bwd;
   memory::desc ws, wl_fwd, wi_fwd, wl_bwd, wi_bwd, dwl_bwd, dwi_bwd;
   memory wl_f, wi_f, wl_b, wi_b, dwl_b, dwi_b;  // weights in the primitives' layouts
-  memory dwl_sum, dwi_sum, dbias_sum;           // plain per-chunk weight gradients
   dnnl::reorder to_wl_f, to_wi_f, to_wl_b, to_wi_b, from_dwl, from_dwi;
   memory scratch;  // user scratchpad for all of the chunk's primitives
 };
 
+// OpenMP limited to this thread while in scope, then restored. oneDNN fixes a
+// primitive's thread count when it is created and opens a team of that size each time it
+// runs, so plans are created under it as well as run. A team opened from one of XLA's
+// threads gives OpenMP more managed threads than cores; libgomp (shared with PyTorch
+// when PyTorch loaded it first) then stops spinning between parallel regions everywhere
+// in the process, and PyTorch's LSTM took 2-5x longer (benchmarks/README.md).
+struct OneThread {
+  const int before = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(before); }
+};
+
 memory::desc plain(memory::dims dims, tag t) { return memory::desc(dims, dt::f32, t); }
 
-using Key = std::tuple<int64_t, bool, int64_t, int64_t, int64_t, int64_t, int>;
+using Key = std::tuple<int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t, int>;
 
-Plan& plan_for(int64_t kind, bool reverse, int64_t T, int64_t Bc, int64_t I, int64_t H,
-               int chunk) {
+Plan& plan_for(int64_t kind, bool reverse, bool training, int64_t T, int64_t Bc, int64_t I,
+               int64_t H, int chunk) {
   static std::mutex plans_mutex;
   static std::map<Key, std::unique_ptr<Plan>> plans;
   std::lock_guard<std::mutex> lock(plans_mutex);
-  auto& slot = plans[Key(kind, reverse, T, Bc, I, H, chunk)];
+  auto& slot = plans[Key(kind, reverse, training, T, Bc, I, H, chunk)];
   if (slot) return *slot;
+  OneThread one;
   auto p = std::make_unique<Plan>();
   auto& e = cpu();
   const bool lstm = kind == 0;
@@ -106,45 +124,56 @@ Plan& plan_for(int64_t kind, bool reverse, int64_t T, int64_t Bc, int64_t I, int
   auto dir = reverse ? dnnl::rnn_direction::unidirectional_right2left
                      : dnnl::rnn_direction::unidirectional_left2right;
   const auto& s = p->state;
-  auto keep = [&](const auto& f, const auto& b) {
-    scratch = std::max(f.scratchpad_desc().get_size(), b.scratchpad_desc().get_size());
+  const auto prop =
+      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
+  auto keep_fwd = [&](const auto& f) {
+    scratch = f.scratchpad_desc().get_size();
     p->ws = f.workspace_desc();
     p->wl_fwd = f.weights_layer_desc(), p->wi_fwd = f.weights_iter_desc();
+  };
+  auto keep_bwd = [&](const auto& b) {
+    scratch = std::max(scratch, b.scratchpad_desc().get_size());
     p->wl_bwd = b.weights_layer_desc(), p->wi_bwd = b.weights_iter_desc();
     p->dwl_bwd = b.diff_weights_layer_desc(), p->dwi_bwd = b.diff_weights_iter_desc();
   };
   if (lstm) {
-    auto f = dnnl::lstm_forward::primitive_desc(e, dnnl::prop_kind::forward_training, dir, p->x,
-                                                s, s, any_wl, any_wi, p->bias, p->y, s, s, attr);
-    auto b = dnnl::lstm_backward::primitive_desc(
-        e, dnnl::prop_kind::backward, dir, p->x, s, s, any_wl, any_wi, p->bias, p->y, s, s,
-        p->x, s, s, any_wl, any_wi, p->bias, p->y, s, s, f, attr);
+    auto f = dnnl::lstm_forward::primitive_desc(e, prop, dir, p->x, s, s, any_wl, any_wi,
+                                                p->bias, p->y, s, s, attr);
     p->fwd = dnnl::lstm_forward(f);
-    p->bwd = dnnl::lstm_backward(b);
-    keep(f, b);
+    keep_fwd(f);
+    if (training) {
+      auto b = dnnl::lstm_backward::primitive_desc(
+          e, dnnl::prop_kind::backward, dir, p->x, s, s, any_wl, any_wi, p->bias, p->y, s, s,
+          p->x, s, s, any_wl, any_wi, p->bias, p->y, s, s, f, attr);
+      p->bwd = dnnl::lstm_backward(b);
+      keep_bwd(b);
+    }
   } else {
-    auto f = dnnl::lbr_gru_forward::primitive_desc(e, dnnl::prop_kind::forward_training, dir,
-                                                   p->x, s, any_wl, any_wi, p->bias, p->y, s,
-                                                   attr);
-    auto b = dnnl::lbr_gru_backward::primitive_desc(e, dnnl::prop_kind::backward, dir, p->x, s,
-                                                    any_wl, any_wi, p->bias, p->y, s, p->x, s,
-                                                    any_wl, any_wi, p->bias, p->y, s, f, attr);
+    auto f = dnnl::lbr_gru_forward::primitive_desc(e, prop, dir, p->x, s, any_wl, any_wi,
+                                                   p->bias, p->y, s, attr);
     p->fwd = dnnl::lbr_gru_forward(f);
-    p->bwd = dnnl::lbr_gru_backward(b);
-    keep(f, b);
+    keep_fwd(f);
+    if (training) {
+      auto b = dnnl::lbr_gru_backward::primitive_desc(
+          e, dnnl::prop_kind::backward, dir, p->x, s, any_wl, any_wi, p->bias, p->y, s, p->x,
+          s, any_wl, any_wi, p->bias, p->y, s, f, attr);
+      p->bwd = dnnl::lbr_gru_backward(b);
+      keep_bwd(b);
+    }
   }
-  p->wl_f = memory(p->wl_fwd, e), p->wi_f = memory(p->wi_fwd, e);
-  p->wl_b = memory(p->wl_bwd, e), p->wi_b = memory(p->wi_bwd, e);
-  p->dwl_b = memory(p->dwl_bwd, e), p->dwi_b = memory(p->dwi_bwd, e);
-  p->dwl_sum = memory(p->wl, e), p->dwi_sum = memory(p->wi, e), p->dbias_sum = memory(p->bias, e);
   auto reorder = [&](const memory::desc& from, const memory::desc& to) {
     auto pd = dnnl::reorder::primitive_desc(e, from, e, to, attr);
     scratch = std::max(scratch, pd.scratchpad_desc().get_size());
     return dnnl::reorder(pd);
   };
+  p->wl_f = memory(p->wl_fwd, e), p->wi_f = memory(p->wi_fwd, e);
   p->to_wl_f = reorder(p->wl, p->wl_fwd), p->to_wi_f = reorder(p->wi, p->wi_fwd);
-  p->to_wl_b = reorder(p->wl, p->wl_bwd), p->to_wi_b = reorder(p->wi, p->wi_bwd);
-  p->from_dwl = reorder(p->dwl_bwd, p->wl), p->from_dwi = reorder(p->dwi_bwd, p->wi);
+  if (training) {
+    p->wl_b = memory(p->wl_bwd, e), p->wi_b = memory(p->wi_bwd, e);
+    p->dwl_b = memory(p->dwl_bwd, e), p->dwi_b = memory(p->dwi_bwd, e);
+    p->to_wl_b = reorder(p->wl, p->wl_bwd), p->to_wi_b = reorder(p->wi, p->wi_bwd);
+    p->from_dwl = reorder(p->dwl_bwd, p->wl), p->from_dwi = reorder(p->dwi_bwd, p->wi);
+  }
   p->scratch = memory(
       memory::desc({static_cast<int64_t>(std::max<size_t>(scratch, 1))}, dt::u8, tag::a), e);
   slot = std::move(p);
@@ -182,7 +211,7 @@ void run_chunks(ffi::ThreadPool& pool, size_t K, std::function<void(size_t)> job
   state->job = std::move(job);
   state->K = K;
   auto work = [](State& s) {
-    omp_set_num_threads(1);
+    OneThread one;
     for (size_t k; (k = s.next.fetch_add(1)) < s.K;) {
       std::exception_ptr error;
       try {
@@ -200,6 +229,18 @@ void run_chunks(ffi::ThreadPool& pool, size_t K, std::function<void(size_t)> job
   std::unique_lock<std::mutex> lock(state->mutex);
   state->cv.wait(lock, [&] { return state->done == state->K; });
   if (state->error) std::rethrow_exception(state->error);
+}
+
+// Ask the kernel to back the 2 MiB-aligned interior of a buffer with huge pages. XLA
+// allocates the workspace afresh on every call (about 20 floats per step, sample and
+// unit for the LSTM, 32 MB at B = 32, T = 100, H = 128), and glibc maps buffers that
+// large from the kernel each time: 4 KiB pages fault once each (4,600 faults, about
+// 6 ms of that call's 12); 2 MiB pages cut the faults 4x and the call to 9.3 ms.
+void prefer_huge_pages(void* p, size_t n) {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(kHuge - 1);
+  if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
 }
 
 memory at(const memory::desc& d, const void* base, size_t offset_bytes) {
@@ -228,11 +269,12 @@ struct Chunked {
   size_t ws_bytes = 0;
 };
 
-Chunked chunked(int64_t kind, bool reverse, Shape n) {
+Chunked chunked(int64_t kind, bool reverse, bool training, Shape n) {
   Chunked c;
   c.parts = chunks(n.B);
   for (size_t k = 0; k < c.parts.size(); ++k) {
-    c.plans.push_back(&plan_for(kind, reverse, n.T, c.parts[k].second, n.I, n.H, k));
+    c.plans.push_back(
+        &plan_for(kind, reverse, training, n.T, c.parts[k].second, n.I, n.H, k));
     c.ws_at.push_back(c.ws_bytes);
     c.ws_bytes += align(c.plans.back()->ws.get_size());
   }
@@ -261,8 +303,8 @@ std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, int64_t b0, size_t 
       {DNNL_ARG_BIAS, at(p.bias, b.bias, 0)},
       {DNNL_ARG_DST_LAYER, at(p.y, b.y, b0 * n.T * n.H * f)},
       {DNNL_ARG_DST_ITER, at(p.state, b.hT, b0 * n.H * f)},
-      {DNNL_ARG_WORKSPACE, at(p.ws, b.ws, ws_at)},
       {DNNL_ARG_SCRATCHPAD, p.scratch}};
+  if (p.ws.get_size() > 0) args[DNNL_ARG_WORKSPACE] = at(p.ws, b.ws, ws_at);
   if (p.lstm) {
     args[DNNL_ARG_SRC_ITER_C] = at(p.state, b.c0, b0 * n.H * f);
     args[DNNL_ARG_DST_ITER_C] = at(p.state, b.cT, b0 * n.H * f);
@@ -272,16 +314,18 @@ std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, int64_t b0, size_t 
 
 
 ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0, OutF32 y, OutF32 hT,
-                   OutF32 cT, ffi::ResultBuffer<ffi::U8> ws, int64_t kind, bool reverse) {
+                   OutF32 cT, ffi::ResultBuffer<ffi::U8> ws, int64_t kind, bool reverse,
+                   bool training) {
   const Shape n = shape_of(x, h0);
   try {
-    const Chunked c = chunked(kind, reverse, n);
+    const Chunked c = chunked(kind, reverse, training, n);
     const auto& parts = c.parts;
     const auto& plans = c.plans;
     const auto& ws_at = c.ws_at;
     if (c.ws_bytes > ws->size_bytes())
       return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN workspace larger than allocated");
     if (!plans[0]->lstm) std::memset(cT->untyped_data(), 0, cT->size_bytes());
+    prefer_huge_pages(ws->untyped_data(), ws->size_bytes());
     run_chunks(pool, parts.size(), [&](size_t k) {
       Plan& p = *plans[k];
       std::lock_guard<std::mutex> lock(p.mutex);
@@ -307,22 +351,32 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
                     bool reverse) {
   const Shape n = shape_of(x, h0);
   try {
-    const Chunked c = chunked(kind, reverse, n);
+    const Chunked c = chunked(kind, reverse, true, n);
     const auto& parts = c.parts;
     const auto& plans = c.plans;
     const auto& ws_at = c.ws_at;
     if (!plans[0]->lstm) std::memset(dc0->untyped_data(), 0, dc0->size_bytes());
+    // Chunk 0's weight and bias gradients go straight into the results, chunk k's into
+    // this call's sums[k - 1]; they are added up once every chunk is done. (Nothing of a
+    // plan is read outside its lock: other devices of a sharded program run the same
+    // plans at the same time.)
+    const size_t n_wl = dwl->element_count(), n_wi = dwi->element_count();
+    const size_t n_b = dbias->element_count(), n_all = n_wl + n_wi + n_b;
+    std::vector<std::vector<float>> sums(parts.size() - 1, std::vector<float>(n_all));
     run_chunks(pool, parts.size(), [&](size_t k) {
       Plan& p = *plans[k];
       std::lock_guard<std::mutex> lock(p.mutex);
       const size_t b0 = parts[k].first, f = sizeof(float);
+      float* out_wl = k == 0 ? dwl->typed_data() : sums[k - 1].data();
+      float* out_wi = k == 0 ? dwi->typed_data() : sums[k - 1].data() + n_wl;
+      float* out_b = k == 0 ? dbias->typed_data() : sums[k - 1].data() + n_wl + n_wi;
       dnnl::stream s(cpu());
       reorder(s, p, p.to_wl_b, at(p.wl, wl.untyped_data(), 0), p.wl_b);
       reorder(s, p, p.to_wi_b, at(p.wi, wi.untyped_data(), 0), p.wi_b);
       // oneDNN accumulates into the weight and bias gradients.
       std::memset(p.dwl_b.get_data_handle(), 0, p.dwl_bwd.get_size());
       std::memset(p.dwi_b.get_data_handle(), 0, p.dwi_bwd.get_size());
-      std::memset(p.dbias_sum.get_data_handle(), 0, p.bias.get_size());
+      std::memset(out_b, 0, n_b * f);
       const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
                       c0.untyped_data(), y.untyped_data(),    hT.untyped_data(),
                       cT.untyped_data(), ws.untyped_data()};
@@ -333,27 +387,22 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       args[DNNL_ARG_DIFF_SRC_ITER] = at(p.state, dh0->untyped_data(), b0 * n.H * f);
       args[DNNL_ARG_DIFF_WEIGHTS_LAYER] = p.dwl_b;
       args[DNNL_ARG_DIFF_WEIGHTS_ITER] = p.dwi_b;
-      args[DNNL_ARG_DIFF_BIAS] = p.dbias_sum;
+      args[DNNL_ARG_DIFF_BIAS] = at(p.bias, out_b, 0);
       if (p.lstm) {
         args[DNNL_ARG_DIFF_DST_ITER_C] = at(p.state, dcT.untyped_data(), b0 * n.H * f);
         args[DNNL_ARG_DIFF_SRC_ITER_C] = at(p.state, dc0->untyped_data(), b0 * n.H * f);
       }
       p.bwd.execute(s, args);
-      reorder(s, p, p.from_dwl, p.dwl_b, p.dwl_sum);
-      reorder(s, p, p.from_dwi, p.dwi_b, p.dwi_sum);
+      reorder(s, p, p.from_dwl, p.dwl_b, at(p.wl, out_wl, 0));
+      reorder(s, p, p.from_dwi, p.dwi_b, at(p.wi, out_wi, 0));
       s.wait();
     });
-    // Sum the chunks' weight and bias gradients into the results.
-    std::pair<OutF32*, memory Plan::*> sums[] = {
-        {&dwl, &Plan::dwl_sum}, {&dwi, &Plan::dwi_sum}, {&dbias, &Plan::dbias_sum}};
-    for (auto& [out, part] : sums) {
-      float* o = (*out)->typed_data();
-      const size_t count = (*out)->element_count();
-      std::memcpy(o, (plans[0]->*part).get_data_handle(), count * sizeof(float));
-      for (size_t k = 1; k < plans.size(); ++k) {
-        const float* a = static_cast<const float*>((plans[k]->*part).get_data_handle());
-        for (size_t i = 0; i < count; ++i) o[i] += a[i];
-      }
+    float* results[] = {dwl->typed_data(), dwi->typed_data(), dbias->typed_data()};
+    const size_t counts[] = {n_wl, n_wi, n_b};
+    for (const auto& part : sums) {
+      const float* from = part.data();
+      for (size_t j = 0; j < 3; from += counts[j], ++j)
+        for (size_t i = 0; i < counts[j]; ++i) results[j][i] += from[i];
     }
   } catch (const dnnl::error& e) {
     return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN: ") + e.what());
@@ -377,7 +426,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnForward, Forward,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::U8>>()
                                   .Attr<int64_t>("kind")
-                                  .Attr<bool>("reverse"));
+                                  .Attr<bool>("reverse")
+                                  .Attr<bool>("training"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnBackward, Backward,
                               ffi::Ffi::Bind()
@@ -404,12 +454,12 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnBackward, Backward,
                                   .Attr<int64_t>("kind")
                                   .Attr<bool>("reverse"));
 
-// The workspace size in bytes for one shape (the forward's fourth result), for Python;
-// -1 if oneDNN has no primitive for it.
-extern "C" int64_t jaxrnn_onednn_workspace_size(int64_t kind, bool reverse, int64_t T,
-                                                 int64_t B, int64_t I, int64_t H) {
+// The workspace size in bytes for one shape (the forward's fourth result; 0 for
+// inference), for Python; -1 if oneDNN has no primitive for it.
+extern "C" int64_t jaxrnn_onednn_workspace_size(int64_t kind, bool reverse, bool training,
+                                                 int64_t T, int64_t B, int64_t I, int64_t H) {
   try {
-    return static_cast<int64_t>(chunked(kind, reverse, {T, B, I, H}).ws_bytes);
+    return static_cast<int64_t>(chunked(kind, reverse, training, {T, B, I, H}).ws_bytes);
   } catch (const dnnl::error&) {
     return -1;
   }

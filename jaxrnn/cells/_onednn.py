@@ -6,8 +6,8 @@ micro-kernels and the whole recurrence in one call. Where it applies,
 :func:`jaxrnn.cells._fused.gated_sequence` runs the ``lstm`` and ``gru`` cells through
 it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop:
 
-- turned on: ``JAXRNN_ONEDNN=1`` in the environment when jaxrnn is imported, or inside
-  :func:`enabled` (off by default, see below);
+- on by default; off with ``JAXRNN_ONEDNN=0`` in the environment when jaxrnn is
+  imported, or inside :func:`disabled` (:func:`enabled` turns it back on);
 - CPU backend, float32 inputs, weights and carry, static shapes, no ``mask``/``reset``,
   no projection (LSTMP), and the library built (:func:`available`);
 - everything else (float64, padding, resets, other cells and backends) keeps the XLA
@@ -28,10 +28,18 @@ backward, and ``jax.jvp``/``jax.jacfwd``/higher orders keep working through the 
 path. Batching: ``vmap`` over the batch folds into oneDNN's batch dimension; a batched
 tangent, backward, or batched weights (``vmap`` over models) use the XLA path.
 
-Why off by default: in a process that also runs PyTorch's multi-threaded CPU kernels,
-PyTorch slows down once this path has run (``benchmarks/bench_onednn_torch.py``: an
-LSTM at B = 32, T = 100, H = 128, PyTorch with 2 threads 6.5 -> 12-33 ms per forward +
-backward), and ``benchmarks/bench_peers.py`` runs both in one process.
+An undifferentiated call runs oneDNN's inference forward, which keeps no workspace;
+under ``jax.grad`` the forward is oneDNN's training forward.
+
+A program that XLA partitions over several devices (``jit`` with sharded arguments on a
+mesh of ``Auto`` axes, as :func:`jaxrnn.train.fit` on a mesh) lowers these primitives to
+the XLA path instead of the custom calls, which have no partitioning rule.
+
+Threads: the batch is cut into one chunk per core, each run by oneDNN with one OpenMP
+thread on XLA's own thread pool (``_onednn.cc``). No OpenMP team is ever opened, so the
+OpenMP runtime, which PyTorch shares when it is loaded, keeps its behaviour
+(``benchmarks/bench_onednn_torch.py``: PyTorch's LSTM takes as long after this path has
+run as before).
 """
 
 from __future__ import annotations
@@ -51,12 +59,12 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-__all__ = ["available", "disabled", "enabled", "sequence", "usable"]
+__all__ = ["active", "available", "disabled", "enabled", "sequence", "usable"]
 
 _KIND = {"lstm": 0, "gru": 1}
 _GRU_ORDER = np.array([1, 0, 2])  # PyTorch's r, z, n -> oneDNN's u (= z), r, o (= n)
 _ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "jaxrnn_onednn", default=os.environ.get("JAXRNN_ONEDNN") == "1"
+    "jaxrnn_onednn", default=os.environ.get("JAXRNN_ONEDNN", "1") != "0"
 )
 
 
@@ -76,7 +84,7 @@ def _load():
     except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
         return None
     lib.jaxrnn_onednn_workspace_size.restype = ctypes.c_int64
-    lib.jaxrnn_onednn_workspace_size.argtypes = [ctypes.c_int64, ctypes.c_bool] + [
+    lib.jaxrnn_onednn_workspace_size.argtypes = [ctypes.c_int64, ctypes.c_bool, ctypes.c_bool] + [
         ctypes.c_int64
     ] * 4
     for name, symbol in (
@@ -90,6 +98,11 @@ def _load():
 def available() -> bool:
     """Whether the oneDNN custom calls were built (loads them on the first call)."""
     return _load() is not None
+
+
+def active() -> bool:
+    """Whether calls traced now take the path where :func:`usable` (on here, and built)."""
+    return _ENABLED.get() and available()
 
 
 @contextlib.contextmanager
@@ -121,15 +134,14 @@ def usable(spec, w, xs, h0, s0, mask, reset) -> bool:
     """Whether :func:`sequence` applies to this call (see the module docstring)."""
     arrays = [xs, w.w_ih, w.w_hh, h0] + [a for a in (w.b_ih, w.b_hh, s0) if a is not None]
     return (
-        _ENABLED.get()
-        and spec.onednn in _KIND
+        spec.onednn in _KIND
         and w.w_hr is None
         and mask is None
         and reset is None
         and jax.default_backend() == "cpu"
         and all(jnp.result_type(a) == jnp.float32 for a in arrays)
         and all(isinstance(d, int) for d in (*xs.shape, *h0.shape))  # not symbolic
-        and available()
+        and active()
     )
 
 
@@ -205,22 +217,24 @@ backward_p = Primitive("jaxrnn_onednn_backward")
 backward_p.multiple_results = True
 
 
-def _workspace_bytes(spec, reverse, x, h0) -> int:
+def _workspace_bytes(spec, reverse, training, x, h0) -> int:
     B, T, I = x.shape
-    n = _load().jaxrnn_onednn_workspace_size(_KIND[spec.onednn], reverse, T, B, I, h0.shape[1])
+    n = _load().jaxrnn_onednn_workspace_size(
+        _KIND[spec.onednn], reverse, training, T, B, I, h0.shape[1]
+    )
     if n < 0:
         raise RuntimeError(f"oneDNN has no {spec.onednn} for shape {(T, B, I, h0.shape[1])}")
     return max(int(n), 1)
 
 
-def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse):
+def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
     B, T, _ = x.shape
     state = jax.core.ShapedArray(h0.shape, x.dtype)
     return [
         jax.core.ShapedArray((B, T, h0.shape[1]), x.dtype),
         state,
         state,
-        jax.core.ShapedArray((_workspace_bytes(spec, reverse, x, h0),), jnp.uint8),
+        jax.core.ShapedArray((_workspace_bytes(spec, reverse, training, x, h0),), jnp.uint8),
     ]
 
 
@@ -232,13 +246,13 @@ def _custom_call(target: str, abstract):
     """The impl of a primitive that is the custom call ``target`` with results
     ``abstract(*args, spec=..., reverse=...)``."""
 
-    def impl(*args, spec, reverse):
+    def impl(*args, spec, reverse, **attrs):
         results = [
             jax.ShapeDtypeStruct(a.shape, a.dtype)
-            for a in abstract(*args, spec=spec, reverse=reverse)
+            for a in abstract(*args, spec=spec, reverse=reverse, **attrs)
         ]
         call = jax.ffi.ffi_call(target, results)
-        return call(*args, kind=np.int64(_KIND[spec.onednn]), reverse=reverse)
+        return call(*args, kind=np.int64(_KIND[spec.onednn]), reverse=reverse, **attrs)
 
     return impl
 
@@ -251,18 +265,48 @@ def _tangent_abstract(*args, spec, reverse):
     return [jax.core.ShapedArray(a.shape, a.dtype) for a in args[6:9]]
 
 
-for _p, _abstract, _impl in (
-    (forward_p, _forward_abstract, _forward_impl),
-    (tangent_p, _tangent_abstract, _tangent_impl),
-    (backward_p, _backward_abstract, _backward_impl),
+def _forward_reference(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
+    """``forward_p`` on the XLA path: ``(y, hT, cT)`` and an unused workspace."""
+    args = (x, wl, wi, bias, h0, c0)
+    *_, ws = _forward_abstract(*args, spec=spec, reverse=reverse, training=training)
+    y, hT, cT = _reference(*args, spec=spec, reverse=reverse)
+    return y, hT, cT, jnp.zeros(ws.shape, ws.dtype)
+
+
+def _lowering(impl, reference):
+    """Lower to the custom call, or to the XLA path in a program that XLA partitions over
+    several devices (``jit`` with arguments sharded on a mesh of ``Auto`` axes, as
+    :func:`jaxrnn.train.fit` shards batches): the custom call has no partitioning rule,
+    so XLA would run it on the whole batch on every device. (With ``Explicit`` axes the
+    custom call stays, replicated: the XLA path's layers do not trace there.)"""
+    call = mlir.lower_fun(impl, multiple_results=True)
+    xla = mlir.lower_fun(reference, multiple_results=True)
+
+    def rule(ctx, *args, **params):
+        axes = ctx.module_context.axis_context
+        meshes = [getattr(getattr(a, "sharding", None), "mesh", None) for a in ctx.avals_in]
+        explicit = any(
+            jax.sharding.AxisType.Explicit in getattr(m, "axis_types", ()) for m in meshes
+        )
+        spmd = getattr(axes, "num_devices", 1) > 1 and not hasattr(axes, "manual_axes")
+        return (xla if spmd and not explicit else call)(ctx, *args, **params)
+
+    return rule
+
+
+for _p, _abstract, _impl, _ref in (
+    (forward_p, _forward_abstract, _forward_impl, _forward_reference),
+    (tangent_p, _tangent_abstract, _tangent_impl, _tangent_impl),
+    (backward_p, _backward_abstract, _backward_impl, _backward_reference),
 ):
     _p.def_abstract_eval(_abstract)
     _p.def_impl(_impl)
-    mlir.register_lowering(_p, mlir.lower_fun(_impl, multiple_results=True))
+    mlir.register_lowering(_p, _lowering(_impl, _ref))
 
 
-def _forward_jvp(primals, tangents, *, spec, reverse):
-    outs = forward_p.bind(*primals, spec=spec, reverse=reverse)
+def _forward_jvp(primals, tangents, *, spec, reverse, training):
+    # Differentiated: the training forward, whose workspace the backward reads.
+    outs = forward_p.bind(*primals, spec=spec, reverse=reverse, training=True)
     tangents = [ad.instantiate_zeros(t) for t in tangents]
     touts = tangent_p.bind(*primals, *outs, *tangents, spec=spec, reverse=reverse)
     return outs, [*touts, ad.Zero(jax.typeof(outs[3]).to_tangent_aval())]
@@ -307,7 +351,7 @@ def _fold(a, d, size: int):
     return a.reshape(-1, *a.shape[2:])
 
 
-def _forward_batch(args, dims, *, spec, reverse):
+def _forward_batch(args, dims, *, spec, reverse, training):
     x, wl, wi, bias, h0, c0 = args
     dx, dwl, dwi, dbias, dh0, dc0 = dims
     size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
@@ -319,7 +363,7 @@ def _forward_batch(args, dims, *, spec, reverse):
         ws = jnp.zeros((1,), jnp.uint8)
         return [y, hT, cT, ws], [0, 0, 0, None]
     x, h0, c0 = (_fold(a, d, size) for a, d in ((x, dx), (h0, dh0), (c0, dc0)))
-    outs = forward_p.bind(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse)
+    outs = forward_p.bind(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse, training=training)
     y, hT, cT = (a.reshape(size, -1, *a.shape[1:]) for a in outs[:3])
     return [y, hT, cT, outs[3]], [0, 0, 0, None]
 
@@ -338,6 +382,6 @@ def sequence(spec, w, xs, h0, s0, reverse: bool):
     wl, wi, bias = _to_onednn(spec.onednn, w)
     c0 = jnp.zeros_like(h0) if s0 is None else s0
     y, hT, cT, _ = forward_p.bind(
-        xs[None], wl, wi, bias, h0[None], c0[None], spec=spec, reverse=bool(reverse)
+        xs[None], wl, wi, bias, h0[None], c0[None], spec=spec, reverse=bool(reverse), training=False
     )
     return (hT[0], cT[0] if s0 is not None else None), y[0]
