@@ -23,7 +23,8 @@
 // the recurrence. The chunks' weight gradients are summed.
 //
 // Plans (primitive descriptors, primitives, weight reorders, scratchpad) are built once
-// per shape and chunk and kept for the life of the process; a plan's mutex serialises
+// per shape and chunk and kept in a cache of at most 1 GiB (least recently used dropped
+// first, see Plans); a plan's mutex serialises
 // two calls of one shape that run at the same time (several devices of a sharded
 // program, threads), and nothing of a plan is read or written outside it.
 
@@ -75,6 +76,7 @@ struct Plan {
   memory wl_f, wi_f, wl_b, wi_b, dwl_b, dwi_b;  // weights in the primitives' layouts
   dnnl::reorder to_wl_f, to_wi_f, to_wl_b, to_wi_b, from_dwl, from_dwi;
   memory scratch;  // user scratchpad for all of the chunk's primitives
+  size_t bytes = 0;  // what the plan holds: scratchpad and weight buffers
 };
 
 // OpenMP limited to this thread while in scope, then restored. oneDNN fixes a
@@ -93,15 +95,10 @@ memory::desc plain(memory::dims dims, tag t) { return memory::desc(dims, dt::f32
 
 using Key = std::tuple<int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t, int>;
 
-Plan& plan_for(int64_t kind, bool reverse, bool training, int64_t T, int64_t Bc, int64_t I,
-               int64_t H, int chunk) {
-  static std::mutex plans_mutex;
-  static std::map<Key, std::unique_ptr<Plan>> plans;
-  std::lock_guard<std::mutex> lock(plans_mutex);
-  auto& slot = plans[Key(kind, reverse, training, T, Bc, I, H, chunk)];
-  if (slot) return *slot;
+std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64_t T,
+                                int64_t Bc, int64_t I, int64_t H) {
   OneThread one;
-  auto p = std::make_unique<Plan>();
+  auto p = std::make_shared<Plan>();
   auto& e = cpu();
   const bool lstm = kind == 0;
   const int64_t G = lstm ? 4 : 3;
@@ -176,8 +173,59 @@ Plan& plan_for(int64_t kind, bool reverse, bool training, int64_t T, int64_t Bc,
   }
   p->scratch = memory(
       memory::desc({static_cast<int64_t>(std::max<size_t>(scratch, 1))}, dt::u8, tag::a), e);
-  slot = std::move(p);
-  return *slot;
+  p->bytes = scratch + p->wl_fwd.get_size() + p->wi_fwd.get_size();
+  if (training)
+    p->bytes += p->wl_bwd.get_size() + p->wi_bwd.get_size() + p->dwl_bwd.get_size() +
+                p->dwi_bwd.get_size();
+  return p;
+}
+
+// The plans kept for reuse: at most `limit` bytes (scratchpads and weight buffers; 1 GiB
+// unless changed), the least recently used dropped first. A call holds its plans until
+// it ends, so a plan dropped while in use lives on until then.
+struct Plans {
+  struct Entry {
+    std::shared_ptr<Plan> plan;
+    uint64_t used;
+  };
+  std::mutex mutex;
+  std::map<Key, Entry> entries;
+  size_t bytes = 0, limit = size_t{1} << 30;
+  uint64_t clock = 0;
+
+  void shrink(const Key* keep) {
+    while (bytes > limit && entries.size() > (keep ? 1 : 0)) {
+      auto lru = entries.end();
+      for (auto it = entries.begin(); it != entries.end(); ++it) {
+        const bool kept = keep && it->first == *keep;
+        if (!kept && (lru == entries.end() || it->second.used < lru->second.used)) lru = it;
+      }
+      bytes -= lru->second.plan->bytes;
+      entries.erase(lru);
+    }
+  }
+};
+
+Plans& plans() {
+  static Plans cache;
+  return cache;
+}
+
+std::shared_ptr<Plan> plan_for(int64_t kind, bool reverse, bool training, int64_t T,
+                               int64_t Bc, int64_t I, int64_t H, int chunk) {
+  Plans& cache = plans();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  const Key key(kind, reverse, training, T, Bc, I, H, chunk);
+  auto it = cache.entries.find(key);
+  if (it == cache.entries.end()) {
+    auto plan = make_plan(kind, reverse, training, T, Bc, I, H);
+    it = cache.entries.emplace(key, Plans::Entry{std::move(plan), 0}).first;
+    cache.bytes += it->second.plan->bytes;
+  }
+  it->second.used = ++cache.clock;
+  auto plan = it->second.plan;
+  cache.shrink(&key);
+  return plan;
 }
 
 // The batch cut into chunks: (start, size) per chunk, one per core, at most B. (The
@@ -264,7 +312,7 @@ Shape shape_of(const X& x, const S& h0) {
 // One call's chunks: (first sample, size), plan and workspace offset of each.
 struct Chunked {
   std::vector<std::pair<int64_t, int64_t>> parts;
-  std::vector<Plan*> plans;
+  std::vector<std::shared_ptr<Plan>> plans;
   std::vector<size_t> ws_at;
   size_t ws_bytes = 0;
 };
@@ -273,8 +321,7 @@ Chunked chunked(int64_t kind, bool reverse, bool training, Shape n) {
   Chunked c;
   c.parts = chunks(n.B);
   for (size_t k = 0; k < c.parts.size(); ++k) {
-    c.plans.push_back(
-        &plan_for(kind, reverse, training, n.T, c.parts[k].second, n.I, n.H, k));
+    c.plans.push_back(plan_for(kind, reverse, training, n.T, c.parts[k].second, n.I, n.H, k));
     c.ws_at.push_back(c.ws_bytes);
     c.ws_bytes += align(c.plans.back()->ws.get_size());
   }
@@ -463,4 +510,17 @@ extern "C" int64_t jaxrnn_onednn_workspace_size(int64_t kind, bool reverse, bool
   } catch (const dnnl::error&) {
     return -1;
   }
+}
+
+// The plan cache, for tests: its byte limit (a negative value leaves it) and then how
+// many plans and bytes it holds.
+extern "C" void jaxrnn_onednn_plans(int64_t limit, int64_t* count, int64_t* bytes) {
+  Plans& cache = plans();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  if (limit >= 0) {
+    cache.limit = static_cast<size_t>(limit);
+    cache.shrink(nullptr);
+  }
+  *count = static_cast<int64_t>(cache.entries.size());
+  *bytes = static_cast<int64_t>(cache.bytes);
 }
