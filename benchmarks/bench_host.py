@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 
-from bench_peers import CASES  # the shapes (B, T, I, H), one table for the benchmarks
+from bench_peers import CASES, engine_string  # the shapes (B, T, I, H); the path taken
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MODELS = ("lstm", "gru", "bilstm2")
@@ -99,7 +99,8 @@ def write(rows: list[dict], out: str, command: str) -> None:
         f"Command: `{command}`  ",
         "jaxrnn.nn layers, float32, jitted; each setting in its own interpreter, "
         "alternating; best of the rounds' medians. *faults*: minor page faults per call; "
-        "*temp*: the compiled call's temporary buffer.",
+        "*temp*: the compiled call's temporary buffer.  ",
+        f"jaxrnn's LSTM/GRU: {engine_string()}.",
         "",
         "| case | B, T, I, H | model | mode | temp MiB | default ms | faults | "
         "reuse ms | faults | reuse / default |",
