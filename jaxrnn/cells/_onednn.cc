@@ -373,15 +373,15 @@ ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0
       return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN workspace larger than allocated");
     if (!plans[0]->lstm) std::memset(cT->untyped_data(), 0, cT->size_bytes());
     prefer_huge_pages(ws->untyped_data(), ws->size_bytes());
+    const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
+                    c0.untyped_data(), y->untyped_data(),   hT->untyped_data(),
+                    cT->untyped_data(), ws->untyped_data()};
     run_chunks(pool, parts.size(), [&](size_t k) {
       Plan& p = *plans[k];
       std::lock_guard<std::mutex> lock(p.mutex);
       dnnl::stream s(cpu());
       reorder(s, p, p.to_wl_f, at(p.wl, wl.untyped_data(), 0), p.wl_f);
       reorder(s, p, p.to_wi_f, at(p.wi, wi.untyped_data(), 0), p.wi_f);
-      const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
-                      c0.untyped_data(), y->untyped_data(),   hT->untyped_data(),
-                      cT->untyped_data(), ws->untyped_data()};
       auto args = chunk_args(p, n, parts[k].first, ws_at[k], b, p.wl_f, p.wi_f);
       p.fwd.execute(s, args);
       s.wait();
@@ -410,6 +410,9 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
     const size_t n_wl = dwl->element_count(), n_wi = dwi->element_count();
     const size_t n_b = dbias->element_count(), n_all = n_wl + n_wi + n_b;
     std::vector<std::vector<float>> sums(parts.size() - 1, std::vector<float>(n_all));
+    const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
+                    c0.untyped_data(), y.untyped_data(),    hT.untyped_data(),
+                    cT.untyped_data(), ws.untyped_data()};
     run_chunks(pool, parts.size(), [&](size_t k) {
       Plan& p = *plans[k];
       std::lock_guard<std::mutex> lock(p.mutex);
@@ -424,9 +427,6 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       std::memset(p.dwl_b.get_data_handle(), 0, p.dwl_bwd.get_size());
       std::memset(p.dwi_b.get_data_handle(), 0, p.dwi_bwd.get_size());
       std::memset(out_b, 0, n_b * f);
-      const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
-                      c0.untyped_data(), y.untyped_data(),    hT.untyped_data(),
-                      cT.untyped_data(), ws.untyped_data()};
       auto args = chunk_args(p, n, b0, ws_at[k], b, p.wl_b, p.wi_b);
       args[DNNL_ARG_DIFF_DST_LAYER] = at(p.y, dy.untyped_data(), b0 * n.T * n.H * f);
       args[DNNL_ARG_DIFF_DST_ITER] = at(p.state, dhT.untyped_data(), b0 * n.H * f);

@@ -76,8 +76,9 @@ def _load():
     try:
         dist = importlib.metadata.distribution("onednn-cpu-gomp")
         (dnnl,) = [f for f in dist.files or () if str(f).endswith("libdnnl.so.3")]
-        # Loaded first so that the extension's libdnnl.so.3 resolves to it; local, so
-        # that its OpenMP runtime does not stand in for another library's (PyTorch's).
+        # Loaded first so that the extension's libdnnl.so.3 resolves to it. Its OpenMP
+        # runtime (libgomp.so.1) is the one PyTorch uses too, whichever loads first (the
+        # soname matches); _onednn.cc's OneThread keeps that harmless.
         ctypes.CDLL(str(dist.locate_file(dnnl)))
         (path,) = glob.glob(os.path.join(os.path.dirname(__file__), "_onednn_lib*.so"))
         lib = ctypes.CDLL(path)
@@ -357,11 +358,9 @@ def _forward_batch(args, dims, *, spec, reverse, training):
     size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
     if any(d is not None for d in (dwl, dwi, dbias)) or not isinstance(size, int):
         # A batch of models, or a symbolic batch (jax.export): the XLA path.
-        y, hT, cT = jax.vmap(
-            functools.partial(_reference, spec=spec, reverse=reverse), in_axes=tuple(dims)
-        )(*args)
-        ws = jnp.zeros((1,), jnp.uint8)
-        return [y, hT, cT, ws], [0, 0, 0, None]
+        return _vmap_of(_forward_reference, 4)(
+            args, dims, spec=spec, reverse=reverse, training=training
+        )
     x, h0, c0 = (_fold(a, d, size) for a, d in ((x, dx), (h0, dh0), (c0, dc0)))
     outs = forward_p.bind(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse, training=training)
     y, hT, cT = (a.reshape(size, -1, *a.shape[1:]) for a in outs[:3])
