@@ -140,6 +140,16 @@ class Cell(NamedTuple):
         order and restricted to valid steps, masked inputs are already zero). The
         engine uses it when present: the fused backward of the built-in cells, the
         parallel scans of linear recurrences.
+      sequence_pair: an optional implementation of both directions of a bidirectional
+        layer at once, ``sequence_pair(params, backward_params, xs (T, I), carry,
+        backward_carry, *, backward, unroll, concat) -> ((carry, backward_carry),
+        ys)`` with this cell reading ``xs`` forward and the cell ``backward`` reading
+        it in reverse; ``ys`` is the pair ``(ys, backward_ys)``, or with ``concat`` the
+        two concatenated on their last axis. ``None`` where it does not apply to that
+        pair (the engine then runs the two directions one after the other). The engine
+        uses it for sequences without ``mask`` or ``reset``
+        (:func:`jaxrnn.engine.run_pair`): the built-in LSTM and GRU run both directions
+        in one oneDNN call, which writes the concatenated outputs as they are.
       reset: an optional ``(params, carry) -> carry``: the carry an episode starts
         from when a ``reset`` flag replaces ``carry`` (default: ``initial_carry(params)``,
         see :meth:`restart`). Wrappers whose carry holds a random key (dropout, zoneout)
@@ -166,6 +176,9 @@ class Cell(NamedTuple):
     diagonal: bool | int = False
     projection: Projection | None = None
     sequence: SequenceFn | Callable[..., tuple[Carry, Array]] | None = None
+    sequence_pair: Callable[..., tuple[tuple[Carry, Carry], tuple[Array, Array]] | None] | None = (
+        None
+    )
     reset: Callable[[Params, Carry], Carry] | None = None
     config: Config | None = None
 

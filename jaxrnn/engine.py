@@ -37,6 +37,10 @@ For one example ``xs (T, ...)`` and ``t = 0 .. T-1`` (``T-1 .. 0`` with ``revers
    slower than the per-step product (``benchmarks/README.md``).
 
 No selects are emitted when neither ``mask`` nor ``reset`` is given.
+
+The two directions of a bidirectional layer go through :func:`run_pair`
+(:func:`scan_pair`): one ``cell.sequence_pair`` call where the cell offers one that
+applies (the built-in LSTM and GRU on oneDNN), else :func:`run` twice.
 """
 
 from __future__ import annotations
@@ -65,7 +69,9 @@ __all__ = [
     "length_mask",
     "loop",
     "run",
+    "run_pair",
     "scan",
+    "scan_pair",
     "unchecked",
 ]
 
@@ -363,6 +369,49 @@ def run(
     return jax.lax.scan(body, carry, (xs, mask, reset), reverse=reverse, unroll=unroll)
 
 
+def run_pair(
+    forward: Cell,
+    params: Params,
+    backward: Cell,
+    backward_params: Params,
+    xs,
+    carries: tuple[Carry, Carry],
+    *,
+    mask: Array | None = None,
+    reset: Array | None = None,
+    unroll: int | bool = 1,
+    hoist: bool | None = None,
+    fused: bool = True,
+    concat: bool = False,
+) -> tuple[tuple[Carry, Carry], object]:
+    """The two directions of a bidirectional layer: :func:`run` of ``forward`` over
+    ``xs`` and of ``backward`` over ``xs`` with ``reverse=True``; no validation,
+    traceable. Returns ``((carry, backward_carry), ys)``: ``ys`` is the pair ``(ys,
+    backward_ys)``, or with ``concat`` the two concatenated on their last axis.
+
+    Without ``mask`` or ``reset``, with ``fused`` and an array ``xs``, a cell that offers
+    ``sequence_pair`` runs both directions at once when its ``sequence_pair`` applies to
+    ``backward`` (the built-in LSTM and GRU on oneDNN: one call, one direction per core);
+    otherwise the two directions run one after the other.
+    """
+    if (
+        fused
+        and mask is None
+        and reset is None
+        and forward.sequence_pair is not None
+        and isinstance(xs, jax.Array)
+    ):
+        out = forward.sequence_pair(
+            params, backward_params, xs, *carries, backward=backward, unroll=unroll, concat=concat
+        )
+        if out is not None:
+            return out
+    kwargs = dict(mask=mask, reset=reset, unroll=unroll, hoist=hoist, fused=fused)
+    c0, y0 = run(forward, params, xs, carries[0], **kwargs)
+    c1, y1 = run(backward, backward_params, xs, carries[1], reverse=True, **kwargs)
+    return (c0, c1), jnp.concatenate([y0, y1], axis=-1) if concat else (y0, y1)
+
+
 def _no_init(*_):  # pragma: no cover - loop() never initialises its cell
     raise NotImplementedError("a loop step has no init or initial carry")
 
@@ -381,6 +430,9 @@ def loop(step, carry, xs, *, mask: Array | None = None, reverse: bool = False, u
 
 
 _run_jit = jax.jit(run, static_argnames=("cell", "reverse", "unroll", "hoist", "fused"))
+_run_pair_jit = jax.jit(
+    run_pair, static_argnames=("forward", "backward", "unroll", "hoist", "fused", "concat")
+)
 
 
 def _hashable(cell: Cell) -> bool:
@@ -442,14 +494,65 @@ def scan(
         than ``initial_carry(params)``, a bad ``length``, ``mask`` or ``reset`` (in
         Python, before tracing; traced lengths and masks: see :func:`checked`).
     """
+    carry = _checked_carry(cell, params, xs, carry)
+    mask, reset = _validity(xs.shape[0], length, mask, reset)
+    kwargs = dict(mask=mask, reset=reset, reverse=bool(reverse), unroll=unroll)
+    kwargs.update(hoist=hoist, fused=fused)
+    fn = _run_jit if _hashable(cell) else run
+    return fn(cell, params, xs, carry, **kwargs)
+
+
+def scan_pair(
+    forward: Cell,
+    params: Params,
+    backward: Cell,
+    backward_params: Params,
+    xs: Array,
+    carries: tuple[Carry, Carry] | None = None,
+    *,
+    length: Array | int | None = None,
+    mask: Array | None = None,
+    reset: Array | None = None,
+    unroll: int | bool = 1,
+    hoist: bool | None = None,
+    fused: bool = True,
+    concat: bool = False,
+) -> tuple[tuple[Carry, Carry], object]:
+    """Both directions of a bidirectional layer over one sequence: :func:`scan` of
+    ``forward`` and :func:`scan` of ``backward`` with ``reverse=True``, on the same
+    ``xs``, ``length``, ``mask`` and ``reset``; validated as :func:`scan` validates,
+    and run by :func:`run_pair`.
+
+    Returns:
+      ``((carry, backward_carry), ys)``: ``ys`` is the pair ``(ys, backward_ys)``, or
+      with ``concat`` the two concatenated on their last axis (what a bidirectional
+      layer outputs; the built-in LSTM and GRU write it without a copy).
+    """
+    c0, c1 = (None, None) if carries is None else carries
+    c0 = _checked_carry(forward, params, xs, c0)
+    c1 = _checked_carry(backward, backward_params, xs, c1)
+    mask, reset = _validity(xs.shape[0], length, mask, reset)
+    kwargs = dict(mask=mask, reset=reset, unroll=unroll, hoist=hoist, fused=fused, concat=concat)
+    fn = _run_pair_jit if _hashable(forward) and _hashable(backward) else run_pair
+    return fn(forward, params, backward, backward_params, xs, (c0, c1), **kwargs)
+
+
+def _checked_carry(cell: Cell, params: Params, xs, carry):
+    """:func:`scan`'s checks of ``xs``, ``params`` and ``carry`` for ``cell``; returns
+    the carry (``cell.initial_carry(params)`` for ``None``)."""
     check_inputs(xs, cell.input_size)
-    T = xs.shape[0]
     check_params(cell, params)
     if carry is None:
         carry = cell.initial_carry(params)
     else:
         check_carry(carry, jax.eval_shape(cell.initial_carry, params))
     _check_dtype(xs, carry)
+    return carry
+
+
+def _validity(T: int, length, mask, reset):
+    """:func:`scan`'s checks of ``length``, ``mask`` and ``reset``; returns ``(mask,
+    reset)`` with the length folded into the mask."""
     if length is not None:
         length = check_length(length, T)
         lm = length_mask(length, T)
@@ -461,7 +564,4 @@ def scan(
         mask = lm
     if reset is not None:
         reset = check_flags("reset", reset, T)
-    kwargs = dict(mask=mask, reset=reset, reverse=bool(reverse), unroll=unroll)
-    kwargs.update(hoist=hoist, fused=fused)
-    fn = _run_jit if _hashable(cell) else run
-    return fn(cell, params, xs, carry, **kwargs)
+    return mask, reset

@@ -111,7 +111,7 @@ def test_outputs_states_and_gradients_equal_the_xla_path(name):
     _close(jax.jit(grad)(params, x, hx), grad(*_cast((params, x, hx), F64)))
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru-bi2"])
 def test_forward_mode_and_second_order(name):
     """``jax.jvp`` (the XLA path's tangent of oneDNN's forward) and a Hessian-vector
     product (forward over oneDNN's backward) equal float64's."""
@@ -156,14 +156,15 @@ def test_per_example_gradients_and_a_batch_of_models():
         _close(out[m], layer.apply(*_cast((p, x, hx), F64))[0])
 
 
-def test_calls_of_one_shape_at_the_same_time_keep_their_own_results():
+@pytest.mark.parametrize("name", ["gru", "lstm-bi2-nobias"])
+def test_calls_of_one_shape_at_the_same_time_keep_their_own_results(name):
     """Calls of one shape share oneDNN plans (a sharded program runs them on every
     device at once); several threads calling one compiled gradient on different inputs
     get each input's own gradient. (The weight gradients were once summed from the
     plans after their locks were released, and a 4-device run trained wrongly.)"""
     from concurrent.futures import ThreadPoolExecutor
 
-    layer = _layer("gru")
+    layer = _layer(name)
     params, _, hx = _inputs(layer)
     xs = [jax.random.normal(jax.random.key(k), (T, B, I), F32) for k in range(8)]
     grad = jax.jit(jax.grad(_loss(layer), argnums=0))
@@ -241,6 +242,54 @@ def test_the_plan_cache_is_bounded_and_rebuilds_dropped_plans():
             assert _plans()[0] == 1
     finally:
         _plans(limit=1 << 30)
+
+
+def _custom_calls(fn, *args) -> tuple[int, int]:
+    """How many oneDNN forward and backward calls ``jit(fn)`` makes."""
+    text = jax.jit(fn).lower(*args).as_text()
+    return text.count("@jaxrnn_onednn_forward("), text.count("@jaxrnn_onednn_backward(")
+
+
+@pytest.mark.parametrize("batch", [1, B])
+def test_a_bidirectional_layer_is_one_call_for_both_directions(batch):
+    """Both directions of each bidirectional layer run in one forward and one backward
+    call (one direction per core under training), with the float64 values and gradients
+    (``batch`` 1: no batch to cut; 3: the inference forward cuts it in 2 and 1)."""
+    layer = _layer("gru-bi2")
+    params, x, hx = _inputs(layer)
+    x, hx = x[:, :batch], jax.tree_util.tree_map(lambda h: h[:, :batch], hx)
+    grad = jax.grad(_loss(layer), argnums=(0, 1, 2))
+    assert _custom_calls(grad, params, x, hx) == (2, 2)
+    assert _custom_calls(layer.apply, params, x, hx) == (2, 0)
+    _close(jax.jit(layer.apply)(params, x, hx), layer.apply(*_cast((params, x, hx), F64)))
+    _close(jax.jit(grad)(params, x, hx), grad(*_cast((params, x, hx), F64)))
+
+
+@pytest.mark.parametrize(
+    "forward, backward, merge, calls",
+    [
+        (("lstm", H), ("lstm", H), "sum", 1),  # paired; the merge reads both halves
+        (("lstm", H), ("gru", H), "concat", 2),  # two kinds: one call each
+        (("gru", H), ("gru", H + 1), "concat", 2),  # two widths: one call each
+    ],
+)
+def test_bidirectional_pairs_only_cells_of_one_kind_and_width(forward, backward, merge, calls):
+    """``jaxrnn.bidirectional`` of the built-in cells: one oneDNN call where both
+    directions are one kind and width, else one per direction; float64's values and
+    gradients either way."""
+    cells = [getattr(jaxrnn.cells, kind)(I, width) for kind, width in (forward, backward)]
+    layer = jaxrnn.bidirectional(*cells, merge=merge)
+    params = _cast(layer.init(jax.random.key(3)), F32)
+    x = jax.random.normal(jax.random.key(4), (B, T, I), F32)
+
+    def loss(p, x):
+        (cf, cb), ys = jax.vmap(lambda x: layer.apply(p, x))(x)
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c**2) for c in jax.tree.leaves((cf, cb)))
+
+    grad = jax.grad(loss, argnums=(0, 1))
+    assert _custom_calls(grad, params, x) == (calls, calls)
+    _close(jax.jit(loss)(params, x), loss(*_cast((params, x), F64)))
+    _close(jax.jit(grad)(params, x), grad(*_cast((params, x), F64)))
 
 
 def test_other_configurations_stay_on_xla():

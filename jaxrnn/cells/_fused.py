@@ -43,7 +43,7 @@ from jax.custom_derivatives import SymbolicZero
 from jaxrnn.base import Cell, Projection, tree_select
 from jaxrnn.cells import _onednn
 
-__all__ = ["Gated", "GatedWeights", "gated_cell", "gated_sequence"]
+__all__ = ["Gated", "GatedPair", "GatedWeights", "gated_cell", "gated_sequence"]
 
 
 class GatedWeights(NamedTuple):
@@ -259,6 +259,50 @@ def gated_sequence(spec: Gated) -> Callable:
     return sequence
 
 
+class GatedPair(NamedTuple):
+    """``Cell.sequence_pair`` of a gated cell: both directions of a bidirectional layer in
+    one oneDNN call (:func:`jaxrnn.cells._onednn.sequences`), where the backward cell's
+    ``sequence_pair`` is a ``GatedPair`` of the same oneDNN kind, both directions have
+    the same width and :func:`jaxrnn.cells._onednn.usable` holds for each; ``None``
+    otherwise (the engine then runs the directions one after the other). On 2 cores the
+    call runs one direction per core over the whole batch, where two calls would each
+    cut the batch in two (``benchmarks/README.md``)."""
+
+    spec: Gated
+
+    def __call__(
+        self,
+        params,
+        backward_params,
+        xs,
+        carry,
+        backward_carry,
+        *,
+        backward,
+        unroll=1,
+        concat=False,
+    ):
+        del unroll  # oneDNN runs its own loop
+        other = backward.sequence_pair
+        if not (
+            isinstance(other, GatedPair)
+            and self.spec.onednn is not None
+            and other.spec.onednn == self.spec.onednn
+        ):
+            return None
+        specs = (self.spec, other.spec)
+        ws = [s.weights(p) for s, p in zip(specs, (params, backward_params))]
+        (h0, s0), (h1, s1) = self.spec.split(carry), other.spec.split(backward_carry)
+        if ws[0].w_hh.shape != ws[1].w_hh.shape or not all(
+            _onednn.usable(s, w, xs, h, c, None, None)
+            for s, w, h, c in zip(specs, ws, (h0, h1), (s0, s1))
+        ):
+            return None
+        states, ys = _onednn.sequences(self.spec, ws, xs, (h0, h1), (s0, s1), (False, True))
+        carries = (self.spec.join(*states[0]), other.spec.join(*states[1]))
+        return carries, ys.reshape(ys.shape[0], -1) if concat else (ys[:, 0], ys[:, 1])
+
+
 def gated_cell(spec: Gated, init, initial_carry, *, input_size: int, output_size: int) -> Cell:
     """A :class:`~jaxrnn.Cell` whose ``step``, ``projection`` and ``sequence`` all come
     from ``spec`` (one copy of the cell's equations: ``spec.forward``)."""
@@ -289,4 +333,5 @@ def gated_cell(spec: Gated, init, initial_carry, *, input_size: int, output_size
         output_size=output_size,
         projection=Projection(project, projected_step),
         sequence=gated_sequence(spec),
+        sequence_pair=GatedPair(spec),
     )

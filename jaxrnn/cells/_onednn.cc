@@ -1,26 +1,32 @@
 // The built-in LSTM and GRU on oneDNN's RNN primitives, as XLA:CPU custom calls.
 //
-// Two handlers, called from jaxrnn/cells/_onednn.py (which documents the layouts):
+// Two handlers, called from jaxrnn/cells/_onednn.py (which documents the layouts). D
+// layers of one kind read the same input x, each with its own weights, states and
+// direction (D = 2: the two directions of a bidirectional layer, in one call):
 //
-//   jaxrnn_onednn_forward(x (B,T,I), wl (I,G*H), wi (H,G*H), bias (G',H), h0 (B,H),
-//                         c0 (B,H)) -> y (B,T,H), hT (B,H), cT (B,H), workspace (n,) u8
+//   jaxrnn_onednn_forward(x (B,T,I), wl (D,I,G*H), wi (D,H,G*H), bias (D,G',H),
+//                         h0 (D,B,H), c0 (D,B,H))
+//       -> y (B,T,D,H), hT (D,B,H), cT (D,B,H), workspace (n,) u8
 //   jaxrnn_onednn_backward(x, wl, wi, bias, h0, c0, y, hT, cT, workspace,
-//                          dy (B,T,H), dhT (B,H), dcT (B,H))
-//       -> dx (B,T,I), dwl (I,G*H), dwi (H,G*H), dbias (G',H), dh0 (B,H), dc0 (B,H)
+//                          dy (B,T,D,H), dhT (D,B,H), dcT (D,B,H))
+//       -> dx (B,T,I) (summed over the D layers), dwl, dwi, dbias, dh0, dc0 (shapes of
+//          wl, wi, bias, h0, c0)
 //
 // attributes: kind (0: LSTM, gates i f g o, G' = 4; 1: oneDNN's linear-before-reset
 // GRU, gates u r o, G' = 4 with the extra recurrent bias of the candidate), reverse
-// (right to left), and the forward's training (false: oneDNN's inference forward, no
-// workspace, n = 1 and unused). float32 only; c0, cT, dcT, dc0 are unused by the GRU
-// (zeros out).
+// (bit d set: layer d runs right to left), and the forward's training (false: oneDNN's
+// inference forward, no workspace, n = 1 and unused). float32 only; c0, cT, dcT, dc0
+// are unused by the GRU (zeros out).
 //
-// Threads. The batch is cut into contiguous chunks, one per core (each of at least one
-// sample). Each chunk runs oneDNN single-threaded, with its own primitives, scratchpad
-// and workspace slice, on the calling thread or as a task on
-// XLA's pool; whichever thread is free claims the next chunk, so a call never waits on
-// a task that has not started. This keeps OpenMP's thread teams out of XLA's pool (they
-// fought over the cores: 3x slower at small shapes) and needs no synchronisation inside
-// the recurrence. The chunks' weight gradients are summed.
+// Threads. The work is cut into chunks: each of the D layers, times contiguous ranges
+// of the batch (each of at least one sample; see chunks() for how many), so that
+// under training a bidirectional layer on 2 cores runs one direction per core on the
+// whole batch. Each chunk runs oneDNN single-threaded, with its own primitives, scratchpad and workspace
+// slice, on the calling thread or as a task on XLA's pool; whichever thread is free
+// claims the next chunk, so a call never waits on a task that has not started. This
+// keeps OpenMP's thread teams out of XLA's pool (they fought over the cores: 3x slower
+// at small shapes) and needs no synchronisation inside the recurrence. The weight
+// gradients of one layer's chunks are summed, and so are the D layers' input gradients.
 //
 // Plans (primitive descriptors, primitives, weight reorders, scratchpad) are built once
 // per shape and chunk and kept in a cache of at most 1 GiB (least recently used dropped
@@ -93,10 +99,10 @@ struct OneThread {
 
 memory::desc plain(memory::dims dims, tag t) { return memory::desc(dims, dt::f32, t); }
 
-using Key = std::tuple<int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t, int>;
+using Key = std::tuple<int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int>;
 
-std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64_t T,
-                                int64_t Bc, int64_t I, int64_t H) {
+std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64_t D,
+                                int64_t T, int64_t Bc, int64_t I, int64_t H) {
   OneThread one;
   auto p = std::make_shared<Plan>();
   auto& e = cpu();
@@ -111,7 +117,9 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   p->wl = plain({1, 1, I, G, H}, tag::ldigo);
   p->wi = plain({1, 1, H, G, H}, tag::ldigo);
   p->bias = plain({1, 1, lstm ? G : G + 1, H}, tag::ldgo);
-  p->y = plain({T, Bc, H}, layer);
+  // y (B,T,D,H): this layer's outputs are every D-th row of H, so that a bidirectional
+  // layer's concatenated output (B,T,2H) needs no copy; with D = 1 this is ntc (tnc).
+  p->y = memory::desc({T, Bc, H}, dt::f32, {D * H, Bc == 1 ? D * H : T * D * H, 1});
   auto any_wl = plain({1, 1, I, G, H}, tag::any), any_wi = plain({1, 1, H, G, H}, tag::any);
   // The scratchpad is ours: oneDNN's own is sized per creating thread, and XLA runs the
   // calls on other threads than the one that traced them.
@@ -211,14 +219,14 @@ Plans& plans() {
   return cache;
 }
 
-std::shared_ptr<Plan> plan_for(int64_t kind, bool reverse, bool training, int64_t T,
-                               int64_t Bc, int64_t I, int64_t H, int chunk) {
+std::shared_ptr<Plan> plan_for(int64_t kind, bool reverse, bool training, int64_t D,
+                               int64_t T, int64_t Bc, int64_t I, int64_t H, int chunk) {
   Plans& cache = plans();
   std::lock_guard<std::mutex> lock(cache.mutex);
-  const Key key(kind, reverse, training, T, Bc, I, H, chunk);
+  const Key key(kind, reverse, training, D, T, Bc, I, H, chunk);
   auto it = cache.entries.find(key);
   if (it == cache.entries.end()) {
-    auto plan = make_plan(kind, reverse, training, T, Bc, I, H);
+    auto plan = make_plan(kind, reverse, training, D, T, Bc, I, H);
     it = cache.entries.emplace(key, Plans::Entry{std::move(plan), 0}).first;
     cache.bytes += it->second.plan->bytes;
   }
@@ -228,23 +236,41 @@ std::shared_ptr<Plan> plan_for(int64_t kind, bool reverse, bool training, int64_
   return plan;
 }
 
-// The batch cut into chunks: (start, size) per chunk, one per core, at most B. (The
-// count must not depend on the call: the workspace is sized when JAX traces.)
-std::vector<std::pair<int64_t, int64_t>> chunks(int64_t B) {
-  const int64_t cores = std::thread::hardware_concurrency();
-  const int64_t K = std::clamp<int64_t>(cores, 1, B);
-  std::vector<std::pair<int64_t, int64_t>> out;
-  for (int64_t k = 0, start = 0; k < K; ++k) {
-    int64_t size = B / K + (k < B % K ? 1 : 0);
-    out.emplace_back(start, size);
-    start += size;
-  }
+int64_t cores() {
+  static const int64_t n = std::max<int64_t>(std::thread::hardware_concurrency(), 1);
+  return n;
+}
+
+// One chunk of a call: layer d (its direction), samples b0 .. b0 + size - 1; `first`
+// when it is the layer's first range (it writes the layer's weight gradients directly).
+struct Part {
+  int64_t d;
+  bool reverse, first;
+  int64_t b0, size;
+};
+
+// The call cut into chunks, layer by layer: each of the D layers in K ranges of the
+// batch (at most B). oneDNN's training forward and backward run fastest with whole
+// layers per core (K = ceil(cores / D): a bidirectional layer on 2 cores runs one
+// direction per core over the whole batch); its inference forward with the batch cut
+// over all cores (K = cores), as for one layer (benchmarks/README.md). (The count must
+// not depend on the call: the workspace is sized when JAX traces.)
+std::vector<Part> chunks(int64_t D, int64_t reverse_bits, int64_t B, bool training) {
+  const int64_t K = std::clamp<int64_t>(training ? (cores() + D - 1) / D : cores(), 1, B);
+  std::vector<Part> out;
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t k = 0, start = 0; k < K; ++k) {
+      const int64_t size = B / K + (k < B % K ? 1 : 0);
+      out.push_back({d, ((reverse_bits >> d) & 1) != 0, k == 0, start, size});
+      start += size;
+    }
   return out;
 }
 
-// Run job(k) for k < K: this thread and K - 1 tasks on XLA's pool claim chunks until
-// none is left (a task that starts late finds none and never touches the job); then
-// wait for the chunks others are running. OpenMP is limited to one thread in each.
+// Run job(k) for k < K: this thread and min(K, cores) - 1 tasks on XLA's pool (no more
+// threads than cores) claim chunks until none is left (a task that starts late finds
+// none and never touches the job); then wait for the chunks others are running. OpenMP
+// is limited to one thread in each.
 void run_chunks(ffi::ThreadPool& pool, size_t K, std::function<void(size_t)> job) {
   struct State {
     std::function<void(size_t)> job;
@@ -264,6 +290,7 @@ void run_chunks(ffi::ThreadPool& pool, size_t K, std::function<void(size_t)> job
       std::exception_ptr error;
       try {
         s.job(k);
+
       } catch (...) {
         error = std::current_exception();
       }
@@ -272,7 +299,8 @@ void run_chunks(ffi::ThreadPool& pool, size_t K, std::function<void(size_t)> job
       if (++s.done == s.K) s.cv.notify_all();
     }
   };
-  for (size_t k = 1; k < K; ++k) pool.Schedule([state, work] { work(*state); });
+  const size_t workers = std::min<size_t>(K, cores());
+  for (size_t k = 1; k < workers; ++k) pool.Schedule([state, work] { work(*state); });
   work(*state);
   std::unique_lock<std::mutex> lock(state->mutex);
   state->cv.wait(lock, [&] { return state->done == state->K; });
@@ -300,28 +328,29 @@ void reorder(dnnl::stream& s, Plan& p, dnnl::reorder& r, memory from, memory to)
 }
 
 struct Shape {
-  int64_t T, B, I, H;
+  int64_t D, T, B, I, H;
 };
 
 template <typename X, typename S>
 Shape shape_of(const X& x, const S& h0) {
-  auto d = x.dimensions();
-  return {d[1], d[0], d[2], h0.dimensions()[1]};
+  auto d = x.dimensions(), h = h0.dimensions();
+  return {h[0], d[1], d[0], d[2], h[2]};
 }
 
-// One call's chunks: (first sample, size), plan and workspace offset of each.
+// One call's chunks: the part, plan and workspace offset of each.
 struct Chunked {
-  std::vector<std::pair<int64_t, int64_t>> parts;
+  std::vector<Part> parts;
   std::vector<std::shared_ptr<Plan>> plans;
   std::vector<size_t> ws_at;
   size_t ws_bytes = 0;
 };
 
-Chunked chunked(int64_t kind, bool reverse, bool training, Shape n) {
+Chunked chunked(int64_t kind, int64_t reverse_bits, bool training, Shape n) {
   Chunked c;
-  c.parts = chunks(n.B);
-  for (size_t k = 0; k < c.parts.size(); ++k) {
-    c.plans.push_back(plan_for(kind, reverse, training, n.T, c.parts[k].second, n.I, n.H, k));
+  c.parts = chunks(n.D, reverse_bits, n.B, training);
+  for (size_t j = 0; j < c.parts.size(); ++j) {
+    const Part& q = c.parts[j];
+    c.plans.push_back(plan_for(kind, q.reverse, training, n.D, n.T, q.size, n.I, n.H, j));
     c.ws_at.push_back(c.ws_bytes);
     c.ws_bytes += align(c.plans.back()->ws.get_size());
   }
@@ -336,54 +365,63 @@ struct Buffers {
   const void *x, *bias, *h0, *c0, *y, *hT, *cT, *ws;
 };
 
-// Chunk k's arguments shared by the forward and the backward primitive: its slices of
-// the inputs, outputs and workspace, the bias, the scratchpad, and the given weights
-// (already in that primitive's layout).
-std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, int64_t b0, size_t ws_at,
-                                           const Buffers& b, memory wl, memory wi) {
+// Where a part's slices start, in bytes: of x and dx (B,T,I), of the states (D,B,H),
+// of y and dy (B,T,D,H).
+struct Offsets {
+  size_t x, state, y;
+};
+
+Offsets offsets(Shape n, const Part& q) {
   const size_t f = sizeof(float);
+  return {q.b0 * n.T * n.I * f, (q.d * n.B + q.b0) * n.H * f,
+          (q.b0 * n.T * n.D + q.d) * n.H * f};
+}
+
+// Part q's arguments shared by the forward and the backward primitive: its slices of
+// the inputs, outputs and workspace, its layer's bias, the scratchpad, and the given
+// weights (already in that primitive's layout).
+std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, size_t ws_at,
+                                           const Buffers& b, memory wl, memory wi) {
+  const Offsets o = offsets(n, q);
   std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC_LAYER, at(p.x, b.x, b0 * n.T * n.I * f)},
-      {DNNL_ARG_SRC_ITER, at(p.state, b.h0, b0 * n.H * f)},
+      {DNNL_ARG_SRC_LAYER, at(p.x, b.x, o.x)},
+      {DNNL_ARG_SRC_ITER, at(p.state, b.h0, o.state)},
       {DNNL_ARG_WEIGHTS_LAYER, wl},
       {DNNL_ARG_WEIGHTS_ITER, wi},
-      {DNNL_ARG_BIAS, at(p.bias, b.bias, 0)},
-      {DNNL_ARG_DST_LAYER, at(p.y, b.y, b0 * n.T * n.H * f)},
-      {DNNL_ARG_DST_ITER, at(p.state, b.hT, b0 * n.H * f)},
+      {DNNL_ARG_BIAS, at(p.bias, b.bias, q.d * p.bias.get_size())},
+      {DNNL_ARG_DST_LAYER, at(p.y, b.y, o.y)},
+      {DNNL_ARG_DST_ITER, at(p.state, b.hT, o.state)},
       {DNNL_ARG_SCRATCHPAD, p.scratch}};
   if (p.ws.get_size() > 0) args[DNNL_ARG_WORKSPACE] = at(p.ws, b.ws, ws_at);
   if (p.lstm) {
-    args[DNNL_ARG_SRC_ITER_C] = at(p.state, b.c0, b0 * n.H * f);
-    args[DNNL_ARG_DST_ITER_C] = at(p.state, b.cT, b0 * n.H * f);
+    args[DNNL_ARG_SRC_ITER_C] = at(p.state, b.c0, o.state);
+    args[DNNL_ARG_DST_ITER_C] = at(p.state, b.cT, o.state);
   }
   return args;
 }
 
 
-ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0, OutF32 y, OutF32 hT,
-                   OutF32 cT, ffi::ResultBuffer<ffi::U8> ws, int64_t kind, bool reverse,
-                   bool training) {
+ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0,
+                   OutF32 y, OutF32 hT, OutF32 cT, ffi::ResultBuffer<ffi::U8> ws, int64_t kind,
+                   int64_t reverse, bool training) {
   const Shape n = shape_of(x, h0);
   try {
     const Chunked c = chunked(kind, reverse, training, n);
-    const auto& parts = c.parts;
-    const auto& plans = c.plans;
-    const auto& ws_at = c.ws_at;
     if (c.ws_bytes > ws->size_bytes())
       return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN workspace larger than allocated");
-    if (!plans[0]->lstm) std::memset(cT->untyped_data(), 0, cT->size_bytes());
+    if (!c.plans[0]->lstm) std::memset(cT->untyped_data(), 0, cT->size_bytes());
     prefer_huge_pages(ws->untyped_data(), ws->size_bytes());
     const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
                     c0.untyped_data(), y->untyped_data(),   hT->untyped_data(),
                     cT->untyped_data(), ws->untyped_data()};
-    run_chunks(pool, parts.size(), [&](size_t k) {
-      Plan& p = *plans[k];
+    run_chunks(pool, c.parts.size(), [&](size_t j) {
+      const Part& q = c.parts[j];
+      Plan& p = *c.plans[j];
       std::lock_guard<std::mutex> lock(p.mutex);
       dnnl::stream s(cpu());
-      reorder(s, p, p.to_wl_f, at(p.wl, wl.untyped_data(), 0), p.wl_f);
-      reorder(s, p, p.to_wi_f, at(p.wi, wi.untyped_data(), 0), p.wi_f);
-      auto args = chunk_args(p, n, parts[k].first, ws_at[k], b, p.wl_f, p.wi_f);
-      p.fwd.execute(s, args);
+      reorder(s, p, p.to_wl_f, at(p.wl, wl.untyped_data(), q.d * p.wl.get_size()), p.wl_f);
+      reorder(s, p, p.to_wi_f, at(p.wi, wi.untyped_data(), q.d * p.wi.get_size()), p.wi_f);
+      p.fwd.execute(s, chunk_args(p, n, q, c.ws_at[j], b, p.wl_f, p.wi_f));
       s.wait();
     });
   } catch (const dnnl::error& e) {
@@ -392,65 +430,76 @@ ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0
   return ffi::Error::Success();
 }
 
-ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0, F32 y, F32 hT, F32 cT,
-                    ffi::Buffer<ffi::U8> ws, F32 dy, F32 dhT, F32 dcT, OutF32 dx, OutF32 dwl,
-                    OutF32 dwi, OutF32 dbias, OutF32 dh0, OutF32 dc0, int64_t kind,
-                    bool reverse) {
+ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0,
+                    F32 y, F32 hT, F32 cT, ffi::Buffer<ffi::U8> ws, F32 dy, F32 dhT, F32 dcT,
+                    OutF32 dx, OutF32 dwl, OutF32 dwi, OutF32 dbias, OutF32 dh0, OutF32 dc0,
+                    int64_t kind, int64_t reverse) {
   const Shape n = shape_of(x, h0);
   try {
     const Chunked c = chunked(kind, reverse, true, n);
-    const auto& parts = c.parts;
-    const auto& plans = c.plans;
-    const auto& ws_at = c.ws_at;
-    if (!plans[0]->lstm) std::memset(dc0->untyped_data(), 0, dc0->size_bytes());
-    // Chunk 0's weight and bias gradients go straight into the results, chunk k's into
-    // this call's sums[k - 1]; they are added up once every chunk is done. (Nothing of a
-    // plan is read outside its lock: other devices of a sharded program run the same
-    // plans at the same time.)
-    const size_t n_wl = dwl->element_count(), n_wi = dwi->element_count();
-    const size_t n_b = dbias->element_count(), n_all = n_wl + n_wi + n_b;
-    std::vector<std::vector<float>> sums(parts.size() - 1, std::vector<float>(n_all));
+    if (!c.plans[0]->lstm) std::memset(dc0->untyped_data(), 0, dc0->size_bytes());
+    // Each layer's first chunk writes its weight and bias gradients straight into the
+    // results, every other chunk j into this call's sums[j]; layer 0 writes dx, layer
+    // d > 0 into this call's dxs[d - 1]. They are added up once every chunk is done.
+    // (Nothing of a plan is read outside its lock: other devices of a sharded program
+    // run the same plans at the same time.)
+    const size_t n_wl = dwl->element_count() / n.D, n_wi = dwi->element_count() / n.D;
+    const size_t n_b = dbias->element_count() / n.D, n_all = n_wl + n_wi + n_b;
+    const size_t n_x = dx->element_count();
+    std::vector<std::unique_ptr<float[]>> sums(c.parts.size()), dxs(n.D - 1);
+    for (size_t j = 0; j < c.parts.size(); ++j)
+      if (!c.parts[j].first) sums[j].reset(new float[n_all]);
+    for (auto& part : dxs) part.reset(new float[n_x]);  // every entry is written
     const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
                     c0.untyped_data(), y.untyped_data(),    hT.untyped_data(),
                     cT.untyped_data(), ws.untyped_data()};
-    run_chunks(pool, parts.size(), [&](size_t k) {
-      Plan& p = *plans[k];
+    run_chunks(pool, c.parts.size(), [&](size_t j) {
+      const Part& q = c.parts[j];
+      Plan& p = *c.plans[j];
       std::lock_guard<std::mutex> lock(p.mutex);
-      const size_t b0 = parts[k].first, f = sizeof(float);
-      float* out_wl = k == 0 ? dwl->typed_data() : sums[k - 1].data();
-      float* out_wi = k == 0 ? dwi->typed_data() : sums[k - 1].data() + n_wl;
-      float* out_b = k == 0 ? dbias->typed_data() : sums[k - 1].data() + n_wl + n_wi;
+      const size_t f = sizeof(float);
+      const Offsets o = offsets(n, q);
+      float* out_wl = q.first ? dwl->typed_data() + q.d * n_wl : sums[j].get();
+      float* out_wi = q.first ? dwi->typed_data() + q.d * n_wi : sums[j].get() + n_wl;
+      float* out_b = q.first ? dbias->typed_data() + q.d * n_b : sums[j].get() + n_wl + n_wi;
+      void* out_x = q.d == 0 ? dx->untyped_data() : dxs[q.d - 1].get();
       dnnl::stream s(cpu());
-      reorder(s, p, p.to_wl_b, at(p.wl, wl.untyped_data(), 0), p.wl_b);
-      reorder(s, p, p.to_wi_b, at(p.wi, wi.untyped_data(), 0), p.wi_b);
+      reorder(s, p, p.to_wl_b, at(p.wl, wl.untyped_data(), q.d * p.wl.get_size()), p.wl_b);
+      reorder(s, p, p.to_wi_b, at(p.wi, wi.untyped_data(), q.d * p.wi.get_size()), p.wi_b);
       // oneDNN accumulates into the weight and bias gradients.
       std::memset(p.dwl_b.get_data_handle(), 0, p.dwl_bwd.get_size());
       std::memset(p.dwi_b.get_data_handle(), 0, p.dwi_bwd.get_size());
       std::memset(out_b, 0, n_b * f);
-      auto args = chunk_args(p, n, b0, ws_at[k], b, p.wl_b, p.wi_b);
-      args[DNNL_ARG_DIFF_DST_LAYER] = at(p.y, dy.untyped_data(), b0 * n.T * n.H * f);
-      args[DNNL_ARG_DIFF_DST_ITER] = at(p.state, dhT.untyped_data(), b0 * n.H * f);
-      args[DNNL_ARG_DIFF_SRC_LAYER] = at(p.x, dx->untyped_data(), b0 * n.T * n.I * f);
-      args[DNNL_ARG_DIFF_SRC_ITER] = at(p.state, dh0->untyped_data(), b0 * n.H * f);
+      auto args = chunk_args(p, n, q, c.ws_at[j], b, p.wl_b, p.wi_b);
+      args[DNNL_ARG_DIFF_DST_LAYER] = at(p.y, dy.untyped_data(), o.y);
+      args[DNNL_ARG_DIFF_DST_ITER] = at(p.state, dhT.untyped_data(), o.state);
+      args[DNNL_ARG_DIFF_SRC_LAYER] = at(p.x, out_x, o.x);
+      args[DNNL_ARG_DIFF_SRC_ITER] = at(p.state, dh0->untyped_data(), o.state);
       args[DNNL_ARG_DIFF_WEIGHTS_LAYER] = p.dwl_b;
       args[DNNL_ARG_DIFF_WEIGHTS_ITER] = p.dwi_b;
       args[DNNL_ARG_DIFF_BIAS] = at(p.bias, out_b, 0);
       if (p.lstm) {
-        args[DNNL_ARG_DIFF_DST_ITER_C] = at(p.state, dcT.untyped_data(), b0 * n.H * f);
-        args[DNNL_ARG_DIFF_SRC_ITER_C] = at(p.state, dc0->untyped_data(), b0 * n.H * f);
+        args[DNNL_ARG_DIFF_DST_ITER_C] = at(p.state, dcT.untyped_data(), o.state);
+        args[DNNL_ARG_DIFF_SRC_ITER_C] = at(p.state, dc0->untyped_data(), o.state);
       }
       p.bwd.execute(s, args);
       reorder(s, p, p.from_dwl, p.dwl_b, at(p.wl, out_wl, 0));
       reorder(s, p, p.from_dwi, p.dwi_b, at(p.wi, out_wi, 0));
       s.wait();
     });
-    float* results[] = {dwl->typed_data(), dwi->typed_data(), dbias->typed_data()};
-    const size_t counts[] = {n_wl, n_wi, n_b};
-    for (const auto& part : sums) {
-      const float* from = part.data();
-      for (size_t j = 0; j < 3; from += counts[j], ++j)
-        for (size_t i = 0; i < counts[j]; ++i) results[j][i] += from[i];
+    for (size_t j = 0; j < c.parts.size(); ++j) {
+      if (c.parts[j].first) continue;
+      const size_t d = c.parts[j].d;
+      float* results[] = {dwl->typed_data() + d * n_wl, dwi->typed_data() + d * n_wi,
+                          dbias->typed_data() + d * n_b};
+      const size_t counts[] = {n_wl, n_wi, n_b};
+      const float* from = sums[j].get();
+      for (size_t k = 0; k < 3; from += counts[k], ++k)
+        for (size_t i = 0; i < counts[k]; ++i) results[k][i] += from[i];
     }
+    float* out = dx->typed_data();
+    for (const auto& part : dxs)
+      for (size_t i = 0; i < n_x; ++i) out[i] += part[i];
   } catch (const dnnl::error& e) {
     return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN: ") + e.what());
   }
@@ -473,7 +522,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnForward, Forward,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::U8>>()
                                   .Attr<int64_t>("kind")
-                                  .Attr<bool>("reverse")
+                                  .Attr<int64_t>("reverse")
                                   .Attr<bool>("training"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnBackward, Backward,
@@ -499,14 +548,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnBackward, Backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("kind")
-                                  .Attr<bool>("reverse"));
+                                  .Attr<int64_t>("reverse"));
 
 // The workspace size in bytes for one shape (the forward's fourth result; 0 for
 // inference), for Python; -1 if oneDNN has no primitive for it.
-extern "C" int64_t jaxrnn_onednn_workspace_size(int64_t kind, bool reverse, bool training,
-                                                 int64_t T, int64_t B, int64_t I, int64_t H) {
+extern "C" int64_t jaxrnn_onednn_workspace_size(int64_t kind, int64_t reverse, bool training,
+                                                 int64_t D, int64_t T, int64_t B, int64_t I,
+                                                 int64_t H) {
   try {
-    return static_cast<int64_t>(chunked(kind, reverse, training, {T, B, I, H}).ws_bytes);
+    return static_cast<int64_t>(chunked(kind, reverse, training, {D, T, B, I, H}).ws_bytes);
   } catch (const dnnl::error&) {
     return -1;
   }

@@ -4,7 +4,9 @@ oneDNN (the library behind PyTorch's CPU LSTM) implements whole-sequence LSTM an
 "linear-before-reset" GRU layers, forward and backward, with its own AVX-512 GEMM
 micro-kernels and the whole recurrence in one call. Where it applies,
 :func:`jaxrnn.cells._fused.gated_sequence` runs the ``lstm`` and ``gru`` cells through
-it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop:
+it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop, and
+:func:`jaxrnn.cells._fused.gated_pair` runs both directions of a bidirectional layer in
+one call (:func:`sequences`; one direction per core on 2 cores):
 
 - on by default; off with ``JAXRNN_ONEDNN=0`` in the environment when jaxrnn is
   imported, or inside :func:`disabled` (:func:`enabled` turns it back on);
@@ -13,9 +15,12 @@ it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop
 - everything else (float64, padding, resets, other cells and backends) keeps the XLA
   path, which this path equals to float32 rounding (tests say so).
 
-Layouts (oneDNN's ``ldigo``/``ldgo`` with one layer and one direction; the conversion
-from PyTorch's layout is ordinary JAX code around the calls, so gradients flow through
-it): ``wl = W_ih^T (I, G H)``, ``wi = W_hh^T (H, G H)``; LSTM gates ``i, f, g, o`` as
+Layouts (oneDNN's ``ldigo``/``ldgo``, one per layer; the conversion from PyTorch's
+layout is ordinary JAX code around the calls, so gradients flow through it): the ``D``
+layers of a call (directions) read one input ``x (B, T, I)``, write ``y (B, T, D, H)`` (a
+bidirectional layer's concatenated output, as it is) and are stacked on a leading axis of
+everything else; ``wl = W_ih^T (I, G H)``, ``wi = W_hh^T (H, G H)``; LSTM gates
+``i, f, g, o`` as
 PyTorch, ``bias = b_ih + b_hh`` as ``(4, H)``; GRU gates in oneDNN's order ``u, r, o``
 (PyTorch's ``z, r, n``), ``bias = [b_iz + b_hz, b_ir + b_hr, b_in, b_hn]`` (``b_hn``
 stays inside the reset product, as in PyTorch).
@@ -59,7 +64,7 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-__all__ = ["active", "available", "disabled", "enabled", "sequence", "usable"]
+__all__ = ["active", "available", "disabled", "enabled", "sequence", "sequences", "usable"]
 
 _KIND = {"lstm": 0, "gru": 1}
 _GRU_ORDER = np.array([1, 0, 2])  # PyTorch's r, z, n -> oneDNN's u (= z), r, o (= n)
@@ -85,9 +90,9 @@ def _load():
     except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
         return None
     lib.jaxrnn_onednn_workspace_size.restype = ctypes.c_int64
-    lib.jaxrnn_onednn_workspace_size.argtypes = [ctypes.c_int64, ctypes.c_bool, ctypes.c_bool] + [
+    lib.jaxrnn_onednn_workspace_size.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_bool] + [
         ctypes.c_int64
-    ] * 4
+    ] * 5
     for name, symbol in (
         ("jaxrnn_onednn_forward", lib.JaxrnnOnednnForward),
         ("jaxrnn_onednn_backward", lib.JaxrnnOnednnBackward),
@@ -183,18 +188,23 @@ def _from_onednn(kind: str, wl, wi, bias):
 
 
 def _reference(x, wl, wi, bias, h0, c0, *, spec, reverse):
-    """``(y, hT, cT)`` by the XLA fused path, in the primitives' layout."""
+    """``(y, hT, cT)`` by the XLA fused path, in the primitives' layout (layer ``d``
+    in direction ``reverse[d]``)."""
     from jaxrnn.cells._fused import _core
 
     lstm = spec.onednn == "lstm"
-    w = _from_onednn(spec.onednn, wl, wi, bias)
-    core = _core(spec, reverse, 1, False, False)
+    outs = []
+    for d, rev in enumerate(reverse):
+        w = _from_onednn(spec.onednn, wl[d], wi[d], bias[d])
+        core = _core(spec, rev, 1, False, False)
 
-    def one(xs, h, c):
-        (h, s), ys = core(xs, w, h, c if lstm else None, None, None, None, None)
-        return ys, h, s if lstm else jnp.zeros_like(h)
+        def one(xs, h, c, core=core, w=w):
+            (h, s), ys = core(xs, w, h, c if lstm else None, None, None, None, None)
+            return ys, h, s if lstm else jnp.zeros_like(h)
 
-    return jax.vmap(one)(x, h0, c0)
+        outs.append(jax.vmap(one)(x, h0[d], c0[d]))
+    y, hT, cT = zip(*outs)
+    return jnp.stack(y, axis=2), jnp.stack(hT), jnp.stack(cT)
 
 
 def _tangent_impl(*args, spec, reverse):
@@ -218,21 +228,28 @@ backward_p = Primitive("jaxrnn_onednn_backward")
 backward_p.multiple_results = True
 
 
+def _bits(reverse) -> np.int64:
+    """The ``reverse`` attribute of the custom calls: bit ``d`` for layer ``d``."""
+    return np.int64(sum(int(r) << d for d, r in enumerate(reverse)))
+
+
 def _workspace_bytes(spec, reverse, training, x, h0) -> int:
     B, T, I = x.shape
+    D, _, H = h0.shape
     n = _load().jaxrnn_onednn_workspace_size(
-        _KIND[spec.onednn], reverse, training, T, B, I, h0.shape[1]
+        _KIND[spec.onednn], _bits(reverse), training, D, T, B, I, H
     )
     if n < 0:
-        raise RuntimeError(f"oneDNN has no {spec.onednn} for shape {(T, B, I, h0.shape[1])}")
+        raise RuntimeError(f"oneDNN has no {spec.onednn} for shape {(T, B, I, H)}")
     return max(int(n), 1)
 
 
 def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
     B, T, _ = x.shape
+    D, _, H = h0.shape
     state = jax.core.ShapedArray(h0.shape, x.dtype)
     return [
-        jax.core.ShapedArray((B, T, h0.shape[1]), x.dtype),
+        jax.core.ShapedArray((B, T, D, H), x.dtype),
         state,
         state,
         jax.core.ShapedArray((_workspace_bytes(spec, reverse, training, x, h0),), jnp.uint8),
@@ -253,7 +270,7 @@ def _custom_call(target: str, abstract):
             for a in abstract(*args, spec=spec, reverse=reverse, **attrs)
         ]
         call = jax.ffi.ffi_call(target, results)
-        return call(*args, kind=np.int64(_KIND[spec.onednn]), reverse=reverse, **attrs)
+        return call(*args, kind=np.int64(_KIND[spec.onednn]), reverse=_bits(reverse), **attrs)
 
     return impl
 
@@ -346,10 +363,14 @@ def _vmap_of(impl, nout):
     return rule
 
 
-def _fold(a, d, size: int):
-    """Merge a ``vmap`` dimension ``d`` (``None``: broadcast) into the batch axis 0."""
-    a = jnp.broadcast_to(a, (size, *a.shape)) if d is None else jnp.moveaxis(a, d, 0)
-    return a.reshape(-1, *a.shape[2:])
+def _fold(a, d, size: int, axis: int):
+    """Merge a ``vmap`` dimension ``d`` (``None``: broadcast) into the batch axis
+    ``axis`` (0 of ``x``, 1 of the states)."""
+    if d is None:
+        a = jnp.broadcast_to(a, (size, *a.shape))
+        d = 0
+    a = jnp.moveaxis(a, d, axis)
+    return a.reshape(*a.shape[:axis], -1, *a.shape[axis + 2 :])
 
 
 def _forward_batch(args, dims, *, spec, reverse, training):
@@ -361,10 +382,12 @@ def _forward_batch(args, dims, *, spec, reverse, training):
         return _vmap_of(_forward_reference, 4)(
             args, dims, spec=spec, reverse=reverse, training=training
         )
-    x, h0, c0 = (_fold(a, d, size) for a, d in ((x, dx), (h0, dh0), (c0, dc0)))
+    x = _fold(x, dx, size, 0)
+    h0, c0 = _fold(h0, dh0, size, 1), _fold(c0, dc0, size, 1)
     outs = forward_p.bind(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse, training=training)
-    y, hT, cT = (a.reshape(size, -1, *a.shape[1:]) for a in outs[:3])
-    return [y, hT, cT, outs[3]], [0, 0, 0, None]
+    y = outs[0].reshape(size, -1, *outs[0].shape[1:])
+    hT, cT = (a.reshape(a.shape[0], size, -1, *a.shape[2:]) for a in outs[1:3])
+    return [y, hT, cT, outs[3]], [0, 1, 1, None]
 
 
 batching.primitive_batchers[forward_p] = _forward_batch
@@ -375,12 +398,25 @@ batching.primitive_batchers[backward_p] = _vmap_of(_backward_reference, 6)
 # ------------------------------------------------------------------------ entry point
 
 
+def sequences(spec, ws, xs, h0s, s0s, reverses):
+    """One example, ``D`` layers of one kind over the same ``xs (T, I)`` in one call:
+    layer ``d`` has weights ``ws[d]``, initial ``h0s[d] (H,)`` and ``s0s[d]`` (the LSTM's
+    ``c0 (H,)`` or ``None``) and runs right to left where ``reverses[d]``. Returns the
+    final states ``[(h_T, s_T)]`` (one per layer, ``s_T`` ``None`` where ``s0s[d]`` is)
+    and the outputs ``ys (T, D, H)``."""
+    wl, wi, bias = (jnp.stack(a) for a in zip(*(_to_onednn(spec.onednn, w) for w in ws)))
+    h0 = jnp.stack(h0s)[:, None]
+    c0 = jnp.stack([jnp.zeros_like(h) if s is None else s for h, s in zip(h0s, s0s)])[:, None]
+    reverse = tuple(bool(r) for r in reverses)
+    y, hT, cT, _ = forward_p.bind(
+        xs[None], wl, wi, bias, h0, c0, spec=spec, reverse=reverse, training=False
+    )
+    states = [(hT[d, 0], None if s is None else cT[d, 0]) for d, s in enumerate(s0s)]
+    return states, y[0]
+
+
 def sequence(spec, w, xs, h0, s0, reverse: bool):
     """One example: ``xs (T, I)``, ``h0 (H,)``, ``s0`` (the LSTM's ``c0 (H,)`` or
     ``None``) -> ``((h_T, s_T), ys (T, H))``, as the XLA path's ``core`` returns them."""
-    wl, wi, bias = _to_onednn(spec.onednn, w)
-    c0 = jnp.zeros_like(h0) if s0 is None else s0
-    y, hT, cT, _ = forward_p.bind(
-        xs[None], wl, wi, bias, h0[None], c0[None], spec=spec, reverse=bool(reverse), training=False
-    )
-    return (hT[0], cT[0] if s0 is not None else None), y[0]
+    (state,), ys = sequences(spec, [w], xs, [h0], [s0], [reverse])
+    return state, ys[:, 0]
