@@ -241,7 +241,40 @@ def test_the_plan_cache_is_bounded_and_rebuilds_dropped_plans():
             _close(grad(params, x, hx), before[t], rtol=0, atol=0)
             assert _plans()[0] == 1
     finally:
-        _plans(limit=1 << 30)
+        _plans(limit=4 << 30)
+
+
+def test_layers_of_one_shape_keep_their_own_workspaces():
+    """The forward's workspace stays in the plan of its shape, in one of 8 slots, until
+    the backward reads it. Layers 2-11 of an 11-layer LSTM share one plan, so their
+    workspaces take all 8 slots and the backward of the 3 earliest runs their forward
+    again: the gradients still equal float64's."""
+    layer = jaxrnn.nn.LSTM(I, I, num_layers=11)
+    params, x, hx = _inputs(layer)
+    grad = jax.jit(jax.grad(_loss(layer), argnums=(0, 1, 2)))
+    _close(
+        grad(params, x, hx), jax.grad(_loss(layer), argnums=(0, 1, 2))(*_cast((params, x, hx), F64))
+    )
+
+
+def test_a_backward_finds_its_forward_after_other_calls():
+    """A ``vjp`` kept while 9 other forwards of its shape run (more than the 8 slots),
+    then called twice: each call gives float64's gradients (the first runs the forward
+    again, the second finds the workspace the first left)."""
+    layer = _layer("lstm")
+    params, x, hx = _inputs(layer)
+
+    def f(p, x, h):
+        ys, _ = layer.apply(p, x, h)
+        return jnp.sin(ys)
+
+    ys, vjp = jax.vjp(f, params, x, hx)
+    for k in range(9):
+        jax.vjp(f, params, x + k + 1, hx)
+    ct = jnp.cos(ys)
+    want = jax.vjp(f, *_cast((params, x, hx), F64))[1](ct.astype(F64))
+    _close(vjp(ct), want)
+    _close(vjp(ct), want)
 
 
 def _custom_calls(fn, *args) -> tuple[int, int]:

@@ -6,8 +6,8 @@
 //
 //   jaxrnn_onednn_forward(x (B,T,I), wl (D,I,G*H), wi (D,H,G*H), bias (D,G',H),
 //                         h0 (D,B,H), c0 (D,B,H))
-//       -> y (B,T,D,H), hT (D,B,H), cT (D,B,H), workspace (n,) u8
-//   jaxrnn_onednn_backward(x, wl, wi, bias, h0, c0, y, hT, cT, workspace,
+//       -> y (B,T,D,H), hT (D,B,H), cT (D,B,H), stamp (8,) u8
+//   jaxrnn_onednn_backward(x, wl, wi, bias, h0, c0, y, hT, cT, stamp,
 //                          dy (B,T,D,H), dhT (D,B,H), dcT (D,B,H))
 //       -> dx (B,T,I) (summed over the D layers), dwl, dwi, dbias, dh0, dc0 (shapes of
 //          wl, wi, bias, h0, c0)
@@ -15,22 +15,28 @@
 // attributes: kind (0: LSTM, gates i f g o, G' = 4; 1: oneDNN's linear-before-reset
 // GRU, gates u r o, G' = 4 with the extra recurrent bias of the candidate), reverse
 // (bit d set: layer d runs right to left), and the forward's training (false: oneDNN's
-// inference forward, no workspace, n = 1 and unused). float32 only; c0, cT, dcT, dc0
-// are unused by the GRU (zeros out).
+// inference forward, no workspace, stamp 0). float32 only; c0, cT, dcT, dc0 are unused
+// by the GRU (zeros out).
+//
+// Workspaces. oneDNN's training forward keeps a workspace (gates and states of every
+// step) for its backward. It lives in the plans (Slot), not in XLA's buffers, which XLA
+// would allocate afresh, page by page, on every call; the forward returns a stamp, and
+// the backward finds the workspace by it, or runs the forward again if it was taken.
 //
 // Threads. The work is cut into chunks: each of the D layers, times contiguous ranges
 // of the batch (each of at least one sample; see chunks() for how many), so that
 // under training a bidirectional layer on 2 cores runs one direction per core on the
-// whole batch. Each chunk runs oneDNN single-threaded, with its own primitives, scratchpad and workspace
-// slice, on the calling thread or as a task on XLA's pool; whichever thread is free
+// whole batch. Each chunk runs oneDNN single-threaded, with its own primitives,
+// scratchpad and workspace, on the calling thread or as a task on XLA's pool; whichever
+// thread is free
 // claims the next chunk, so a call never waits on a task that has not started. This
 // keeps OpenMP's thread teams out of XLA's pool (they fought over the cores: 3x slower
 // at small shapes) and needs no synchronisation inside the recurrence. The weight
 // gradients of one layer's chunks are summed, and so are the D layers' input gradients.
 //
-// Plans (primitive descriptors, primitives, weight reorders, scratchpad) are built once
-// per shape and chunk and kept in a cache of at most 1 GiB (least recently used dropped
-// first, see Plans); a plan's mutex serialises
+// Plans (primitive descriptors, primitives, weight reorders, scratchpad, workspaces)
+// are built once per shape and chunk and kept in a cache of at most 4 GiB (least
+// recently used dropped first, see Plans); a plan's mutex serialises
 // two calls of one shape that run at the same time (several devices of a sharded
 // program, threads), and nothing of a plan is read or written outside it.
 
@@ -70,6 +76,18 @@ dnnl::engine& cpu() {
 
 size_t align(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
+// One workspace of a training plan: the buffer, the stamp of the forward call whose
+// workspace it holds (every training forward gets a new one), and whether a backward has
+// read it since (then a forward may take it; until then the data stays, so a backward
+// run twice with the same residuals still finds it). The buffer lives as long as the
+// plan: XLA would allocate the workspace afresh on every call, and the kernel zeroes
+// fresh pages on first touch (benchmarks/README.md).
+struct Slot {
+  std::unique_ptr<char, void (*)(void*)> buf{nullptr, std::free};
+  uint64_t stamp = 0;
+  bool read = true;
+};
+
 // One chunk's primitives: batch Bc, all buffers in the user's plain layouts. A training
 // plan has oneDNN's forward (training: it fills the workspace) and backward; an
 // inference plan only the forward (inference: no workspace, ws and the bwd fields empty).
@@ -82,7 +100,10 @@ struct Plan {
   memory wl_f, wi_f, wl_b, wi_b, dwl_b, dwi_b;  // weights in the primitives' layouts
   dnnl::reorder to_wl_f, to_wi_f, to_wl_b, to_wi_b, from_dwl, from_dwi;
   memory scratch;  // user scratchpad for all of the chunk's primitives
-  size_t bytes = 0;  // what the plan holds: scratchpad and weight buffers
+  // A training plan's workspaces (what a forward keeps for its backward; see Slot).
+  std::vector<Slot> slots;
+  size_t bytes = 0;    // what the plan holds: scratchpad, weight buffers, workspaces
+  bool cached = true;  // in the cache (its bytes counted there); both under its mutex
 };
 
 // OpenMP limited to this thread while in scope, then restored. oneDNN fixes a
@@ -188,9 +209,9 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   return p;
 }
 
-// The plans kept for reuse: at most `limit` bytes (scratchpads and weight buffers; 1 GiB
-// unless changed), the least recently used dropped first. A call holds its plans until
-// it ends, so a plan dropped while in use lives on until then.
+// The plans kept for reuse: at most `limit` bytes (scratchpads, weight buffers and
+// workspaces; 4 GiB unless changed), the least recently used dropped first. A call
+// holds its plans until it ends, so a plan dropped while in use lives on until then.
 struct Plans {
   struct Entry {
     std::shared_ptr<Plan> plan;
@@ -198,7 +219,7 @@ struct Plans {
   };
   std::mutex mutex;
   std::map<Key, Entry> entries;
-  size_t bytes = 0, limit = size_t{1} << 30;
+  size_t bytes = 0, limit = size_t{4} << 30;
   uint64_t clock = 0;
 
   void shrink(const Key* keep) {
@@ -209,6 +230,7 @@ struct Plans {
         if (!kept && (lru == entries.end() || it->second.used < lru->second.used)) lru = it;
       }
       bytes -= lru->second.plan->bytes;
+      lru->second.plan->cached = false;
       entries.erase(lru);
     }
   }
@@ -234,6 +256,46 @@ std::shared_ptr<Plan> plan_for(int64_t kind, bool reverse, bool training, int64_
   auto plan = it->second.plan;
   cache.shrink(&key);
   return plan;
+}
+
+// At most this many workspaces per training plan: layers of one shape (the second and
+// later layers of a stack) share plans, and each keeps its forward's workspace until its
+// backward.
+constexpr size_t kSlots = 8;
+
+// A new workspace slot of plan p (its lock held), counted in the cache's bytes.
+Slot& new_slot(Plan& p) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t n = (p.ws.get_size() + kHuge - 1) / kHuge * kHuge;
+  Slot slot;
+  slot.buf.reset(static_cast<char*>(std::aligned_alloc(kHuge, n)));
+  if (!slot.buf) throw std::bad_alloc();
+  // 2 MiB pages: the first touch of each faults once instead of 512 times.
+  madvise(slot.buf.get(), n, MADV_HUGEPAGE);
+  {
+    Plans& cache = plans();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    p.bytes += n;
+    if (p.cached) cache.bytes += n;
+  }
+  p.slots.push_back(std::move(slot));
+  return p.slots.back();
+}
+
+// The slot a training forward writes (p's lock held): one whose workspace a backward
+// has read, else a new one (up to kSlots), else the one written longest ago.
+Slot& slot_for_forward(Plan& p) {
+  for (auto& slot : p.slots)
+    if (slot.read) return slot;
+  if (p.slots.size() < kSlots) return new_slot(p);
+  return *std::min_element(p.slots.begin(), p.slots.end(),
+                           [](const Slot& a, const Slot& b) { return a.stamp < b.stamp; });
+}
+
+// A new stamp for a training forward call (never 0).
+uint64_t next_stamp() {
+  static std::atomic<uint64_t> last{0};
+  return ++last;
 }
 
 int64_t cores() {
@@ -307,18 +369,6 @@ void run_chunks(ffi::ThreadPool& pool, size_t K, std::function<void(size_t)> job
   if (state->error) std::rethrow_exception(state->error);
 }
 
-// Ask the kernel to back the 2 MiB-aligned interior of a buffer with huge pages. XLA
-// allocates the workspace afresh on every call (about 20 floats per step, sample and
-// unit for the LSTM, 32 MB at B = 32, T = 100, H = 128), and glibc maps buffers that
-// large from the kernel each time: 4 KiB pages fault once each (4,600 faults, about
-// 6 ms of that call's 12); 2 MiB pages cut the faults 4x and the call to 9.3 ms.
-void prefer_huge_pages(void* p, size_t n) {
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const uintptr_t start = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(kHuge - 1);
-  if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
-}
-
 memory at(const memory::desc& d, const void* base, size_t offset_bytes) {
   return memory(d, cpu(), static_cast<char*>(const_cast<void*>(base)) + offset_bytes);
 }
@@ -337,12 +387,10 @@ Shape shape_of(const X& x, const S& h0) {
   return {h[0], d[1], d[0], d[2], h[2]};
 }
 
-// One call's chunks: the part, plan and workspace offset of each.
+// One call's chunks: the part and plan of each.
 struct Chunked {
   std::vector<Part> parts;
   std::vector<std::shared_ptr<Plan>> plans;
-  std::vector<size_t> ws_at;
-  size_t ws_bytes = 0;
 };
 
 Chunked chunked(int64_t kind, int64_t reverse_bits, bool training, Shape n) {
@@ -351,8 +399,6 @@ Chunked chunked(int64_t kind, int64_t reverse_bits, bool training, Shape n) {
   for (size_t j = 0; j < c.parts.size(); ++j) {
     const Part& q = c.parts[j];
     c.plans.push_back(plan_for(kind, q.reverse, training, n.D, n.T, q.size, n.I, n.H, j));
-    c.ws_at.push_back(c.ws_bytes);
-    c.ws_bytes += align(c.plans.back()->ws.get_size());
   }
   return c;
 }
@@ -362,7 +408,7 @@ using OutF32 = ffi::ResultBuffer<ffi::F32>;
 
 // The data pointers of one call that the forward and the backward both read.
 struct Buffers {
-  const void *x, *bias, *h0, *c0, *y, *hT, *cT, *ws;
+  const void *x, *bias, *h0, *c0, *y, *hT, *cT;
 };
 
 // Where a part's slices start, in bytes: of x and dx (B,T,I), of the states (D,B,H),
@@ -378,9 +424,9 @@ Offsets offsets(Shape n, const Part& q) {
 }
 
 // Part q's arguments shared by the forward and the backward primitive: its slices of
-// the inputs, outputs and workspace, its layer's bias, the scratchpad, and the given
-// weights (already in that primitive's layout).
-std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, size_t ws_at,
+// the inputs and outputs, the workspace `ws` (training), its layer's bias, the
+// scratchpad, and the given weights (already in that primitive's layout).
+std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, const Slot* ws,
                                            const Buffers& b, memory wl, memory wi) {
   const Offsets o = offsets(n, q);
   std::unordered_map<int, memory> args = {
@@ -392,7 +438,7 @@ std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, size
       {DNNL_ARG_DST_LAYER, at(p.y, b.y, o.y)},
       {DNNL_ARG_DST_ITER, at(p.state, b.hT, o.state)},
       {DNNL_ARG_SCRATCHPAD, p.scratch}};
-  if (p.ws.get_size() > 0) args[DNNL_ARG_WORKSPACE] = at(p.ws, b.ws, ws_at);
+  if (ws) args[DNNL_ARG_WORKSPACE] = at(p.ws, ws->buf.get(), 0);
   if (p.lstm) {
     args[DNNL_ARG_SRC_ITER_C] = at(p.state, b.c0, o.state);
     args[DNNL_ARG_DST_ITER_C] = at(p.state, b.cT, o.state);
@@ -401,37 +447,55 @@ std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, size
 }
 
 
+// Part q's training forward (p's lock held) into a workspace slot, stamped `stamp`.
+// `b` may point y, hT and cT at scratch buffers laid out as for a call of q.size samples
+// starting at sample 0 (Backward's recomputation).
+void forward_training(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
+                      const void* wi, uint64_t stamp) {
+  Slot& slot = slot_for_forward(p);
+  dnnl::stream s(cpu());
+  reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
+  reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
+  p.fwd.execute(s, chunk_args(p, n, q, &slot, b, p.wl_f, p.wi_f));
+  s.wait();
+  slot.stamp = stamp, slot.read = false;
+}
+
 ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0,
-                   OutF32 y, OutF32 hT, OutF32 cT, ffi::ResultBuffer<ffi::U8> ws, int64_t kind,
-                   int64_t reverse, bool training) {
+                   OutF32 y, OutF32 hT, OutF32 cT, ffi::ResultBuffer<ffi::U8> stamp_out,
+                   int64_t kind, int64_t reverse, bool training) {
   const Shape n = shape_of(x, h0);
   try {
     const Chunked c = chunked(kind, reverse, training, n);
-    if (c.ws_bytes > ws->size_bytes())
-      return ffi::Error(ffi::ErrorCode::kInternal, "oneDNN workspace larger than allocated");
     if (!c.plans[0]->lstm) std::memset(cT->untyped_data(), 0, cT->size_bytes());
-    prefer_huge_pages(ws->untyped_data(), ws->size_bytes());
+    // The call's stamp: its backward finds the workspaces by it (0: inference).
+    const uint64_t stamp = training ? next_stamp() : 0;
+    std::memcpy(stamp_out->untyped_data(), &stamp, sizeof stamp);
     const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
                     c0.untyped_data(), y->untyped_data(),   hT->untyped_data(),
-                    cT->untyped_data(), ws->untyped_data()};
+                    cT->untyped_data()};
     run_chunks(pool, c.parts.size(), [&](size_t j) {
       const Part& q = c.parts[j];
       Plan& p = *c.plans[j];
       std::lock_guard<std::mutex> lock(p.mutex);
+      if (training) return forward_training(p, n, q, b, wl.untyped_data(), wi.untyped_data(), stamp);
       dnnl::stream s(cpu());
       reorder(s, p, p.to_wl_f, at(p.wl, wl.untyped_data(), q.d * p.wl.get_size()), p.wl_f);
       reorder(s, p, p.to_wi_f, at(p.wi, wi.untyped_data(), q.d * p.wi.get_size()), p.wi_f);
-      p.fwd.execute(s, chunk_args(p, n, q, c.ws_at[j], b, p.wl_f, p.wi_f));
+      p.fwd.execute(s, chunk_args(p, n, q, nullptr, b, p.wl_f, p.wi_f));
       s.wait();
     });
   } catch (const dnnl::error& e) {
     return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    return ffi::Error(ffi::ErrorCode::kResourceExhausted, "oneDNN workspace: out of memory");
   }
   return ffi::Error::Success();
 }
 
 ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0,
-                    F32 y, F32 hT, F32 cT, ffi::Buffer<ffi::U8> ws, F32 dy, F32 dhT, F32 dcT,
+                    F32 y, F32 hT, F32 cT, ffi::Buffer<ffi::U8> stamp_in, F32 dy, F32 dhT,
+                    F32 dcT,
                     OutF32 dx, OutF32 dwl, OutF32 dwi, OutF32 dbias, OutF32 dh0, OutF32 dc0,
                     int64_t kind, int64_t reverse) {
   const Shape n = shape_of(x, h0);
@@ -450,14 +514,34 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
     for (size_t j = 0; j < c.parts.size(); ++j)
       if (!c.parts[j].first) sums[j].reset(new float[n_all]);
     for (auto& part : dxs) part.reset(new float[n_x]);  // every entry is written
+    uint64_t stamp;
+    std::memcpy(&stamp, stamp_in.untyped_data(), sizeof stamp);
     const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
                     c0.untyped_data(), y.untyped_data(),    hT.untyped_data(),
-                    cT.untyped_data(), ws.untyped_data()};
+                    cT.untyped_data()};
     run_chunks(pool, c.parts.size(), [&](size_t j) {
       const Part& q = c.parts[j];
       Plan& p = *c.plans[j];
       std::lock_guard<std::mutex> lock(p.mutex);
       const size_t f = sizeof(float);
+      auto find = [&]() -> Slot* {
+        for (auto& slot : p.slots)
+          if (slot.stamp == stamp) return &slot;
+        return nullptr;
+      };
+      Slot* slot = find();
+      if (!slot) {
+        // Another forward of this plan took the slot since (more layers of this shape
+        // than kSlots between forward and backward, or a backward run again much
+        // later): run this part's forward again, its outputs into scratch buffers.
+        const size_t n_y = n.B * n.T * n.D * n.H, n_s = n.D * n.B * n.H;
+        std::unique_ptr<float[]> scratch(new float[n_y + 2 * n_s]);
+        Buffers again = b;
+        again.y = scratch.get(), again.hT = scratch.get() + n_y;
+        again.cT = scratch.get() + n_y + n_s;
+        forward_training(p, n, q, again, wl.untyped_data(), wi.untyped_data(), stamp);
+        slot = find();
+      }
       const Offsets o = offsets(n, q);
       float* out_wl = q.first ? dwl->typed_data() + q.d * n_wl : sums[j].get();
       float* out_wi = q.first ? dwi->typed_data() + q.d * n_wi : sums[j].get() + n_wl;
@@ -470,7 +554,7 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       std::memset(p.dwl_b.get_data_handle(), 0, p.dwl_bwd.get_size());
       std::memset(p.dwi_b.get_data_handle(), 0, p.dwi_bwd.get_size());
       std::memset(out_b, 0, n_b * f);
-      auto args = chunk_args(p, n, q, c.ws_at[j], b, p.wl_b, p.wi_b);
+      auto args = chunk_args(p, n, q, slot, b, p.wl_b, p.wi_b);
       args[DNNL_ARG_DIFF_DST_LAYER] = at(p.y, dy.untyped_data(), o.y);
       args[DNNL_ARG_DIFF_DST_ITER] = at(p.state, dhT.untyped_data(), o.state);
       args[DNNL_ARG_DIFF_SRC_LAYER] = at(p.x, out_x, o.x);
@@ -486,6 +570,7 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       reorder(s, p, p.from_dwl, p.dwl_b, at(p.wl, out_wl, 0));
       reorder(s, p, p.from_dwi, p.dwi_b, at(p.wi, out_wi, 0));
       s.wait();
+      slot->read = true;
     });
     for (size_t j = 0; j < c.parts.size(); ++j) {
       if (c.parts[j].first) continue;
@@ -502,6 +587,8 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       for (size_t i = 0; i < n_x; ++i) out[i] += part[i];
   } catch (const dnnl::error& e) {
     return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    return ffi::Error(ffi::ErrorCode::kResourceExhausted, "oneDNN workspace: out of memory");
   }
   return ffi::Error::Success();
 }
@@ -550,13 +637,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnBackward, Backward,
                                   .Attr<int64_t>("kind")
                                   .Attr<int64_t>("reverse"));
 
-// The workspace size in bytes for one shape (the forward's fourth result; 0 for
-// inference), for Python; -1 if oneDNN has no primitive for it.
-extern "C" int64_t jaxrnn_onednn_workspace_size(int64_t kind, int64_t reverse, bool training,
-                                                 int64_t D, int64_t T, int64_t B, int64_t I,
-                                                 int64_t H) {
+// Build (or find) the plans of one call's shape, for Python when JAX traces the call:
+// 0, or -1 if oneDNN has no primitive for it.
+extern "C" int64_t jaxrnn_onednn_prepare(int64_t kind, int64_t reverse, bool training,
+                                          int64_t D, int64_t T, int64_t B, int64_t I,
+                                          int64_t H) {
   try {
-    return static_cast<int64_t>(chunked(kind, reverse, training, {D, T, B, I, H}).ws_bytes);
+    chunked(kind, reverse, training, {D, T, B, I, H});
+    return 0;
   } catch (const dnnl::error&) {
     return -1;
   }

@@ -28,10 +28,14 @@ stays inside the reset product, as in PyTorch).
 Differentiation. The forward call is a primitive whose JVP is a second primitive, the
 tangent map: linear in the tangents, evaluated (forward mode) by JAX's tangent of the
 XLA path, and transposed (reverse mode) by oneDNN's backward call, which reuses the
-forward's workspace (gates saved per step). So ``jax.grad`` runs oneDNN forward and
-backward, and ``jax.jvp``/``jax.jacfwd``/higher orders keep working through the XLA
-path. Batching: ``vmap`` over the batch folds into oneDNN's batch dimension; a batched
-tangent, backward, or batched weights (``vmap`` over models) use the XLA path.
+forward's workspace (gates and states of every step). The workspace stays on the C++
+side, in buffers kept from call to call (XLA would allocate it afresh each time, and the
+kernel zero each fresh page); the forward returns a stamp by which the backward finds
+it, and the backward runs the forward again where another call has taken it. So
+``jax.grad`` runs oneDNN forward and backward, and ``jax.jvp``/``jax.jacfwd``/higher
+orders keep working through the XLA path. Batching: ``vmap`` over the batch folds into
+oneDNN's batch dimension; a batched tangent, backward, or batched weights (``vmap`` over
+models) use the XLA path.
 
 An undifferentiated call runs oneDNN's inference forward, which keeps no workspace;
 under ``jax.grad`` the forward is oneDNN's training forward.
@@ -40,11 +44,12 @@ A program that XLA partitions over several devices (``jit`` with sharded argumen
 mesh of ``Auto`` axes, as :func:`jaxrnn.train.fit` on a mesh) lowers these primitives to
 the XLA path instead of the custom calls, which have no partitioning rule.
 
-Threads: the batch is cut into one chunk per core, each run by oneDNN with one OpenMP
-thread on XLA's own thread pool (``_onednn.cc``). No OpenMP team is ever opened, so the
-OpenMP runtime, which PyTorch shares when it is loaded, keeps its behaviour
-(``benchmarks/bench_onednn_torch.py``: PyTorch's LSTM takes as long after this path has
-run as before).
+Threads: the work is cut into chunks, each run by oneDNN with one OpenMP thread on XLA's
+own thread pool (``_onednn.cc``): the batch in one chunk per core, or, for the two
+directions of a bidirectional layer under training, one direction per core. No OpenMP
+team is ever opened, so the OpenMP runtime, which PyTorch shares when it is loaded,
+keeps its behaviour (``benchmarks/bench_onednn_torch.py``: PyTorch's LSTM takes as long
+after this path has run as before).
 """
 
 from __future__ import annotations
@@ -89,8 +94,8 @@ def _load():
         lib = ctypes.CDLL(path)
     except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
         return None
-    lib.jaxrnn_onednn_workspace_size.restype = ctypes.c_int64
-    lib.jaxrnn_onednn_workspace_size.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_bool] + [
+    lib.jaxrnn_onednn_prepare.restype = ctypes.c_int64
+    lib.jaxrnn_onednn_prepare.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_bool] + [
         ctypes.c_int64
     ] * 5
     for name, symbol in (
@@ -233,18 +238,19 @@ def _bits(reverse) -> np.int64:
     return np.int64(sum(int(r) << d for d, r in enumerate(reverse)))
 
 
-def _workspace_bytes(spec, reverse, training, x, h0) -> int:
+def _prepare(spec, reverse, training, x, h0) -> None:
+    """Build the call's oneDNN plans when JAX traces it (``RuntimeError`` if oneDNN has
+    no primitive for the shape)."""
     B, T, I = x.shape
     D, _, H = h0.shape
-    n = _load().jaxrnn_onednn_workspace_size(
-        _KIND[spec.onednn], _bits(reverse), training, D, T, B, I, H
-    )
-    if n < 0:
+    if _load().jaxrnn_onednn_prepare(_KIND[spec.onednn], _bits(reverse), training, D, T, B, I, H):
         raise RuntimeError(f"oneDNN has no {spec.onednn} for shape {(T, B, I, H)}")
-    return max(int(n), 1)
 
 
 def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
+    """``y (B, T, D, H)``, ``hT``, ``cT (D, B, H)`` and the call's stamp (8 bytes: the
+    backward finds the forward's workspace, kept by the C++ side, by it)."""
+    _prepare(spec, reverse, training, x, h0)
     B, T, _ = x.shape
     D, _, H = h0.shape
     state = jax.core.ShapedArray(h0.shape, x.dtype)
@@ -252,7 +258,7 @@ def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
         jax.core.ShapedArray((B, T, D, H), x.dtype),
         state,
         state,
-        jax.core.ShapedArray((_workspace_bytes(spec, reverse, training, x, h0),), jnp.uint8),
+        jax.core.ShapedArray((8,), jnp.uint8),
     ]
 
 
@@ -284,11 +290,9 @@ def _tangent_abstract(*args, spec, reverse):
 
 
 def _forward_reference(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
-    """``forward_p`` on the XLA path: ``(y, hT, cT)`` and an unused workspace."""
-    args = (x, wl, wi, bias, h0, c0)
-    *_, ws = _forward_abstract(*args, spec=spec, reverse=reverse, training=training)
-    y, hT, cT = _reference(*args, spec=spec, reverse=reverse)
-    return y, hT, cT, jnp.zeros(ws.shape, ws.dtype)
+    """``forward_p`` on the XLA path: ``(y, hT, cT)`` and an unused stamp."""
+    y, hT, cT = _reference(x, wl, wi, bias, h0, c0, spec=spec, reverse=reverse)
+    return y, hT, cT, jnp.zeros((8,), jnp.uint8)
 
 
 def _lowering(impl, reference):
