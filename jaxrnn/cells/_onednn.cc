@@ -103,7 +103,8 @@ struct Plan {
   // A training plan's workspaces (what a forward keeps for its backward; see Slot).
   std::vector<Slot> slots;
   size_t bytes = 0;    // what the plan holds: scratchpad, weight buffers, workspaces
-  bool cached = true;  // in the cache (its bytes counted there); both under its mutex
+  bool cached = true;  // in the cache (its bytes counted there); `bytes` and `cached`
+                       // change under the cache's mutex
 };
 
 // OpenMP limited to this thread while in scope, then restored. oneDNN fixes a
@@ -453,6 +454,7 @@ std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, cons
 void forward_training(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
                       const void* wi, uint64_t stamp) {
   Slot& slot = slot_for_forward(p);
+  slot.stamp = 0;  // its old contents are gone from here on, even if this fails
   dnnl::stream s(cpu());
   reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
   reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
