@@ -212,17 +212,6 @@ def test_a_program_sharded_over_devices_takes_the_xla_path():
     assert out.stdout.split() == ["True", "False", "True"]
 
 
-def _plans(limit: int = -1) -> tuple[int, int]:
-    """The C++ plan cache: set its byte limit (``-1``: leave it); (plans, bytes) held."""
-    import ctypes
-
-    count, size = ctypes.c_int64(), ctypes.c_int64()
-    _onednn._load().jaxrnn_onednn_plans(
-        ctypes.c_int64(limit), ctypes.byref(count), ctypes.byref(size)
-    )
-    return count.value, size.value
-
-
 def test_the_plan_cache_is_bounded_and_rebuilds_dropped_plans():
     """Each shape (and chunk) gets a plan of oneDNN primitives and buffers; the cache
     keeps at most its byte limit of them, least recently used dropped first, and a
@@ -232,16 +221,19 @@ def test_the_plan_cache_is_bounded_and_rebuilds_dropped_plans():
     grad = jax.jit(jax.grad(_loss(layer), argnums=(0, 1)))
     xs = {t: jax.random.normal(jax.random.key(t), (t, B, I), F32) for t in (3, 4, 5, 6)}
     before = {t: grad(params, x, hx) for t, x in xs.items()}
-    count, size = _plans()
-    assert count >= len(xs) and size > 0  # a training plan per length and chunk
+    count, size, limit = _onednn.plan_cache()
+    assert count >= len(xs) and 0 < size <= limit  # a training plan per length and chunk
     try:
-        _plans(limit=0)  # keep only the plan just used
-        assert _plans() == (0, 0)
+        assert _onednn.plan_cache(0) == (0, 0, 0)  # keep only the plan in use: none
         for t, x in xs.items():
             _close(grad(params, x, hx), before[t], rtol=0, atol=0)
-            assert _plans()[0] == 1
+            assert _onednn.plan_cache()[0] == 1
     finally:
-        _plans(limit=4 << 30)
+        _onednn.plan_cache(limit)
+    assert _onednn.plan_cache()[2] == limit
+    for bad in (-1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="limit must be a non-negative integer"):
+            _onednn.plan_cache(bad)
 
 
 def test_layers_of_one_shape_keep_their_own_workspaces():

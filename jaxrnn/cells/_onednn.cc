@@ -652,9 +652,10 @@ extern "C" int64_t jaxrnn_onednn_prepare(int64_t kind, int64_t reverse, bool tra
   }
 }
 
-// The plan cache, for tests: its byte limit (a negative value leaves it) and then how
-// many plans and bytes it holds.
-extern "C" void jaxrnn_onednn_plans(int64_t limit, int64_t* count, int64_t* bytes) {
+// The plan cache, for Python (plan_cache): set its byte limit (a negative value leaves
+// it), then how many plans and bytes it holds, and the limit.
+extern "C" void jaxrnn_onednn_plans(int64_t limit, int64_t* count, int64_t* bytes,
+                                    int64_t* limit_now) {
   Plans& cache = plans();
   std::lock_guard<std::mutex> lock(cache.mutex);
   if (limit >= 0) {
@@ -663,4 +664,5 @@ extern "C" void jaxrnn_onednn_plans(int64_t limit, int64_t* count, int64_t* byte
   }
   *count = static_cast<int64_t>(cache.entries.size());
   *bytes = static_cast<int64_t>(cache.bytes);
+  *limit_now = static_cast<int64_t>(cache.limit);
 }

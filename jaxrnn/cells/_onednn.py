@@ -69,7 +69,16 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-__all__ = ["active", "available", "disabled", "enabled", "sequence", "sequences", "usable"]
+__all__ = [
+    "active",
+    "available",
+    "disabled",
+    "enabled",
+    "plan_cache",
+    "sequence",
+    "sequences",
+    "usable",
+]
 
 _KIND = {"lstm": 0, "gru": 1}
 _GRU_ORDER = np.array([1, 0, 2])  # PyTorch's r, z, n -> oneDNN's u (= z), r, o (= n)
@@ -109,6 +118,31 @@ def _load():
 def available() -> bool:
     """Whether the oneDNN custom calls were built (loads them on the first call)."""
     return _load() is not None
+
+
+def plan_cache(limit: int | None = None) -> tuple[int, int, int]:
+    """The oneDNN plans kept between calls: ``(plans, bytes, limit)``.
+
+    Each shape (and chunk of the batch) gets a plan on its first call: oneDNN's
+    primitives, their scratchpad and weight buffers, and, for training, up to 8
+    workspaces kept from a forward to its backward and reused by the next calls. Plans
+    are kept up to ``limit`` bytes (4 GiB unless set), the least recently used dropped
+    first (a dropped plan is built again when its shape comes back; a call keeps its own
+    plans until it ends). ``limit`` sets the limit before the counts are read (``0``
+    keeps only the plan in use).
+
+    Raises:
+      RuntimeError: the oneDNN library is not built (:func:`available`).
+      ValueError: ``limit`` not a non-negative integer.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative integer (bytes), got {limit!r}")
+    lib = _load()
+    if lib is None:
+        raise RuntimeError("the oneDNN path is not built (jaxrnn.cells._onednn.available())")
+    out = [ctypes.c_int64() for _ in range(3)]
+    lib.jaxrnn_onednn_plans(ctypes.c_int64(-1 if limit is None else limit), *map(ctypes.byref, out))
+    return out[0].value, out[1].value, out[2].value
 
 
 def active() -> bool:
