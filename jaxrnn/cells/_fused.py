@@ -284,11 +284,8 @@ class GatedPair(NamedTuple):
     ):
         del unroll  # oneDNN runs its own loop
         other = backward.sequence_pair
-        if not (
-            isinstance(other, GatedPair)
-            and self.spec.onednn is not None
-            and other.spec.onednn == self.spec.onednn
-        ):
+        # (usable() below rejects specs without a oneDNN kind.)
+        if not (isinstance(other, GatedPair) and other.spec.onednn == self.spec.onednn):
             return None
         specs = (self.spec, other.spec)
         ws = [s.weights(p) for s, p in zip(specs, (params, backward_params))]

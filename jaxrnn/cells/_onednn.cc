@@ -28,17 +28,17 @@
 // under training a bidirectional layer on 2 cores runs one direction per core on the
 // whole batch. Each chunk runs oneDNN single-threaded, with its own primitives,
 // scratchpad and workspace, on the calling thread or as a task on XLA's pool; whichever
-// thread is free
-// claims the next chunk, so a call never waits on a task that has not started. This
-// keeps OpenMP's thread teams out of XLA's pool (they fought over the cores: 3x slower
-// at small shapes) and needs no synchronisation inside the recurrence. The weight
-// gradients of one layer's chunks are summed, and so are the D layers' input gradients.
+// thread is free claims the next chunk, so a call never waits on a task that has not
+// started. This keeps OpenMP's thread teams out of XLA's pool (they fought over the
+// cores: 3x slower at small shapes) and needs no synchronisation inside the recurrence.
+// The weight gradients of one layer's chunks are summed, and so are the D layers' input
+// gradients.
 //
 // Plans (primitive descriptors, primitives, weight reorders, scratchpad, workspaces)
 // are built once per shape and chunk and kept in a cache of at most 4 GiB (least
-// recently used dropped first, see Plans); a plan's mutex serialises
-// two calls of one shape that run at the same time (several devices of a sharded
-// program, threads), and nothing of a plan is read or written outside it.
+// recently used dropped first, see Plans); a plan's mutex serialises two calls of one
+// shape that run at the same time (several devices of a sharded program, threads), and
+// nothing of a plan is read or written outside it.
 
 #include <omp.h>
 #include <sys/mman.h>
@@ -67,14 +67,10 @@ using dt = memory::data_type;
 
 namespace {
 
-constexpr size_t kAlign = 64;
-
 dnnl::engine& cpu() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
-
-size_t align(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 // One workspace of a training plan: the buffer, the stamp of the forward call whose
 // workspace it holds (every training forward gets a new one), and whether a backward has
@@ -316,8 +312,8 @@ struct Part {
 // batch (at most B). oneDNN's training forward and backward run fastest with whole
 // layers per core (K = ceil(cores / D): a bidirectional layer on 2 cores runs one
 // direction per core over the whole batch); its inference forward with the batch cut
-// over all cores (K = cores), as for one layer (benchmarks/README.md). (The count must
-// not depend on the call: the workspace is sized when JAX traces.)
+// over all cores (K = cores), as for one layer (benchmarks/README.md). (A backward cuts
+// its call as the forward did, so it finds the forward's workspaces in the same plans.)
 std::vector<Part> chunks(int64_t D, int64_t reverse_bits, int64_t B, bool training) {
   const int64_t K = std::clamp<int64_t>(training ? (cores() + D - 1) / D : cores(), 1, B);
   std::vector<Part> out;
@@ -353,7 +349,6 @@ void run_chunks(ffi::ThreadPool& pool, size_t K, std::function<void(size_t)> job
       std::exception_ptr error;
       try {
         s.job(k);
-
       } catch (...) {
         error = std::current_exception();
       }
@@ -448,18 +443,24 @@ std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, cons
 }
 
 
+// Part q's forward (p's lock held): inference with `ws` null, else training into `ws`.
+void forward(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
+             const void* wi, const Slot* ws) {
+  dnnl::stream s(cpu());
+  reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
+  reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
+  p.fwd.execute(s, chunk_args(p, n, q, ws, b, p.wl_f, p.wi_f));
+  s.wait();
+}
+
 // Part q's training forward (p's lock held) into a workspace slot, stamped `stamp`.
-// `b` may point y, hT and cT at scratch buffers laid out as for a call of q.size samples
-// starting at sample 0 (Backward's recomputation).
+// `b` may point y, hT and cT at scratch buffers of the outputs' full size (Backward's
+// recomputation).
 void forward_training(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
                       const void* wi, uint64_t stamp) {
   Slot& slot = slot_for_forward(p);
   slot.stamp = 0;  // its old contents are gone from here on, even if this fails
-  dnnl::stream s(cpu());
-  reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
-  reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
-  p.fwd.execute(s, chunk_args(p, n, q, &slot, b, p.wl_f, p.wi_f));
-  s.wait();
+  forward(p, n, q, b, wl, wi, &slot);
   slot.stamp = stamp, slot.read = false;
 }
 
@@ -480,12 +481,10 @@ ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0
       const Part& q = c.parts[j];
       Plan& p = *c.plans[j];
       std::lock_guard<std::mutex> lock(p.mutex);
-      if (training) return forward_training(p, n, q, b, wl.untyped_data(), wi.untyped_data(), stamp);
-      dnnl::stream s(cpu());
-      reorder(s, p, p.to_wl_f, at(p.wl, wl.untyped_data(), q.d * p.wl.get_size()), p.wl_f);
-      reorder(s, p, p.to_wi_f, at(p.wi, wi.untyped_data(), q.d * p.wi.get_size()), p.wi_f);
-      p.fwd.execute(s, chunk_args(p, n, q, nullptr, b, p.wl_f, p.wi_f));
-      s.wait();
+      if (training)
+        forward_training(p, n, q, b, wl.untyped_data(), wi.untyped_data(), stamp);
+      else
+        forward(p, n, q, b, wl.untyped_data(), wi.untyped_data(), nullptr);
     });
   } catch (const dnnl::error& e) {
     return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN: ") + e.what());
@@ -497,9 +496,8 @@ ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0
 
 ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0,
                     F32 y, F32 hT, F32 cT, ffi::Buffer<ffi::U8> stamp_in, F32 dy, F32 dhT,
-                    F32 dcT,
-                    OutF32 dx, OutF32 dwl, OutF32 dwi, OutF32 dbias, OutF32 dh0, OutF32 dc0,
-                    int64_t kind, int64_t reverse) {
+                    F32 dcT, OutF32 dx, OutF32 dwl, OutF32 dwi, OutF32 dbias, OutF32 dh0,
+                    OutF32 dc0, int64_t kind, int64_t reverse) {
   const Shape n = shape_of(x, h0);
   try {
     const Chunked c = chunked(kind, reverse, true, n);

@@ -5,7 +5,7 @@ oneDNN (the library behind PyTorch's CPU LSTM) implements whole-sequence LSTM an
 micro-kernels and the whole recurrence in one call. Where it applies,
 :func:`jaxrnn.cells._fused.gated_sequence` runs the ``lstm`` and ``gru`` cells through
 it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop, and
-:func:`jaxrnn.cells._fused.gated_pair` runs both directions of a bidirectional layer in
+:class:`jaxrnn.cells._fused.GatedPair` runs both directions of a bidirectional layer in
 one call (:func:`sequences`; one direction per core on 2 cores):
 
 - on by default; off with ``JAXRNN_ONEDNN=0`` in the environment when jaxrnn is
@@ -20,10 +20,9 @@ layout is ordinary JAX code around the calls, so gradients flow through it): the
 layers of a call (directions) read one input ``x (B, T, I)``, write ``y (B, T, D, H)`` (a
 bidirectional layer's concatenated output, as it is) and are stacked on a leading axis of
 everything else; ``wl = W_ih^T (I, G H)``, ``wi = W_hh^T (H, G H)``; LSTM gates
-``i, f, g, o`` as
-PyTorch, ``bias = b_ih + b_hh`` as ``(4, H)``; GRU gates in oneDNN's order ``u, r, o``
-(PyTorch's ``z, r, n``), ``bias = [b_iz + b_hz, b_ir + b_hr, b_in, b_hn]`` (``b_hn``
-stays inside the reset product, as in PyTorch).
+``i, f, g, o`` as PyTorch, ``bias = b_ih + b_hh`` as ``(4, H)``; GRU gates in oneDNN's
+order ``u, r, o`` (PyTorch's ``z, r, n``), ``bias = [b_iz + b_hz, b_ir + b_hr, b_in,
+b_hn]`` (``b_hn`` stays inside the reset product, as in PyTorch).
 
 Differentiation. The forward call is a primitive whose JVP is a second primitive, the
 tangent map: linear in the tangents, evaluated (forward mode) by JAX's tangent of the
