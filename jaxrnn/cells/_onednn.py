@@ -1,12 +1,15 @@
-r"""The built-in LSTM and GRU on oneDNN's RNN primitives, on XLA:CPU.
+r"""The built-in LSTM and GRU on oneDNN, on XLA:CPU.
 
 oneDNN (the library behind PyTorch's CPU LSTM) implements whole-sequence LSTM and
-"linear-before-reset" GRU layers, forward and backward, with its own AVX-512 GEMM
-micro-kernels and the whole recurrence in one call. Where it applies,
-:func:`jaxrnn.cells._fused.gated_sequence` runs the ``lstm`` and ``gru`` cells through
-it (``jaxrnn/cells/_onednn.cc``, two XLA FFI custom calls) instead of XLA's loop, and
-:class:`jaxrnn.cells._fused.GatedPair` runs both directions of a bidirectional layer in
-one call (:func:`sequences`; one direction per core on 2 cores):
+"linear-before-reset" GRU layers, forward and backward, with the whole recurrence in one
+call. Where it applies, :func:`jaxrnn.cells._fused.gated_sequence` runs the ``lstm`` and
+``gru`` cells through ``jaxrnn/cells/_onednn.cc`` (two XLA FFI custom calls) instead of
+XLA's loop, and :class:`jaxrnn.cells._fused.GatedPair` runs both directions of a
+bidirectional layer in one call (:func:`sequences`; one direction per core on 2 cores).
+The GRU and every inference forward run oneDNN's RNN primitives; the LSTM's training
+forward and backward run our own loop over oneDNN matmuls (the two recurrent products
+per step, every other product one matmul over all steps, the cell's arithmetic in
+vectorised C++), which is faster than oneDNN's RNN primitive there (``benchmarks/README.md``):
 
 - on by default; off with ``JAXRNN_ONEDNN=0`` in the environment when jaxrnn is
   imported, or inside :func:`disabled` (:func:`enabled` turns it back on);
@@ -26,24 +29,26 @@ b_hn]`` (``b_hn`` stays inside the reset product, as in PyTorch).
 
 Differentiation. The forward call is a primitive whose JVP is a second primitive, the
 tangent map: linear in the tangents, evaluated (forward mode) by JAX's tangent of the
-XLA path, and transposed (reverse mode) by oneDNN's backward call, which reuses the
-forward's workspace (gates and states of every step). The workspace stays on the C++
-side, in buffers kept from call to call (XLA would allocate it afresh each time, and the
-kernel zero each fresh page); the forward returns a stamp by which the backward finds
-it, and the backward runs the forward again where another call has taken it. So
-``jax.grad`` runs oneDNN forward and backward, and ``jax.jvp``/``jax.jacfwd``/higher
-orders keep working through the XLA path. Batching: ``vmap`` over the batch folds into
-oneDNN's batch dimension; a batched tangent, backward, or batched weights (``vmap`` over
-models) use the XLA path.
+XLA path, and transposed (reverse mode) by the backward call, which reuses the forward's
+workspace (gates and states of every step; the LSTM's backward overwrites its gates with
+their gradients, so a backward called again runs the forward again). The workspace stays
+on the C++ side, in buffers kept from call to call (XLA would allocate it afresh each
+time, and the kernel zero each fresh page); the forward returns a stamp by which the
+backward finds it, and the backward runs the forward again where another call has taken
+it. So ``jax.grad`` runs the custom forward and backward, and
+``jax.jvp``/``jax.jacfwd``/higher orders keep working through the XLA path. Batching:
+``vmap`` over the batch folds into oneDNN's batch dimension; a batched tangent,
+backward, or batched weights (``vmap`` over models) use the XLA path.
 
 An undifferentiated call runs oneDNN's inference forward, which keeps no workspace;
-under ``jax.grad`` the forward is oneDNN's training forward.
+under ``jax.grad`` the forward is the training forward (oneDNN's for the GRU, ours for
+the LSTM).
 
 A program that XLA partitions over several devices (``jit`` with sharded arguments on a
 mesh of ``Auto`` axes, as :func:`jaxrnn.train.fit` on a mesh) lowers these primitives to
 the XLA path instead of the custom calls, which have no partitioning rule.
 
-Threads: the work is cut into chunks, each run by oneDNN with one OpenMP thread on XLA's
+Threads: the work is cut into chunks, each run with one OpenMP thread on XLA's
 own thread pool (``_onednn.cc``): the batch in one chunk per core, or, for the two
 directions of a bidirectional layer under training, one direction per core. No OpenMP
 team is ever opened, so the OpenMP runtime, which PyTorch shares when it is loaded,
