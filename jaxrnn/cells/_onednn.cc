@@ -1,6 +1,6 @@
-// The built-in LSTM and GRU on oneDNN, as XLA:CPU custom calls: oneDNN's RNN primitives,
-// except for the LSTM's training forward and backward, which are ours (LstmKernel below:
-// oneDNN matmuls for the products, our loops for the cell; faster than oneDNN's RNN
+// The built-in LSTM and GRU on oneDNN, as XLA:CPU custom calls: the inference forward is
+// oneDNN's RNN primitive; the training forward and backward are ours (Kernel below:
+// oneDNN matmuls for the products, our loops for the cells; faster than oneDNN's RNN
 // primitive there, benchmarks/README.md).
 //
 // Two handlers, called from jaxrnn/cells/_onednn.py (which documents the layouts). D
@@ -29,7 +29,7 @@
 // Threads. The work is cut into chunks: each of the D layers, times contiguous ranges
 // of the batch (each of at least one sample; see chunks() for how many), so that
 // under training a bidirectional layer on 2 cores runs one direction per core on the
-// whole batch. Each chunk runs oneDNN single-threaded, with its own primitives,
+// whole batch. Each chunk runs single-threaded (OpenMP), with its own primitives,
 // scratchpad and workspace, on the calling thread or as a task on XLA's pool; whichever
 // thread is free claims the next chunk, so a call never waits on a task that has not
 // started. This keeps OpenMP's thread teams out of XLA's pool (they fought over the
@@ -77,26 +77,38 @@ dnnl::engine& cpu() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The LSTM's training forward and backward for one chunk (Bc samples of one layer), ours.
+// The training forward and backward of one chunk (Bc samples of one layer), ours.
 // oneDNN's RNN primitive runs them on its generic sgemm, which packs its operands on every
 // step; here every product is a oneDNN matmul (brgemm kernels), the recurrent weights
 // reordered once per call into the layout the step's matmul wants, and the cell's
-// arithmetic is a loop of our own (vectorised; exp_ below). Equations (gates i f g o, as
-// oneDNN and PyTorch order them; docs of jaxrnn/cells/lstm.py):
+// arithmetic is a loop of our own (vectorised; exp_ below). Only the two recurrent
+// products run once per step; the others are one matmul each over all Bc T rows.
+//
+// LSTM, gates i f g o (as oneDNN and PyTorch order them; jaxrnn/cells/lstm.py):
 //
 //   z_t = x_t W_l + b + h_{t-1} W_i,   (i f g o) = (s(z_i) s(z_f) tanh(z_g) s(z_o)),
 //   c_t = f c_{t-1} + i g,   h_t = o tanh(c_t);
 //
-// and backward, with dh_t = dy_t + dz_{t+1} W_i^T and dc_t = dc from step t+1:
+//   backward, with dh = dy_t + (the gradient from step t+1) and dc from step t+1:
+//   dc += dh o (1 - tanh^2 c_t),  dz_o = dh tanh(c_t) o (1 - o),  dz_i = dc g i (1 - i),
+//   dz_f = dc c_{t-1} f (1 - f),  dz_g = dc i (1 - g^2),  dc_{t-1} = dc f,
+//   dh_{t-1} = dz_t W_i^T;  dW_i = sum_t h_{t-1}^T dz_t,  dW_l = sum_t x_t^T dz_t,
+//   db = sum_t dz_t,  dx_t = dz_t W_l^T.
 //
-//   dc = dc_t + dh_t o (1 - tanh^2 c_t),  dz_o = dh_t tanh(c_t) o (1 - o),
-//   dz_i = dc g i (1 - i),  dz_f = dc c_{t-1} f (1 - f),  dz_g = dc i (1 - g^2),
-//   dc_{t-1} = dc f;   dW_i = sum_t h_{t-1}^T dz_t,  dW_l = sum_t x_t^T dz_t,
-//   db = sum_t dz_t,   dx_t = dz_t W_l^T.
+// GRU, oneDNN's linear-before-reset form (PyTorch's GRU; jaxrnn/cells/gru.py), gates
+// u r o (PyTorch's z r n), bias (b_u, b_r, b_o, b_hn):
 //
-// Only the two recurrent products run once per step; the others are one matmul each over
-// all Bc T rows. Workspace (rows b T + t, floats): gates (Bc T, 4H; the backward
-// overwrites them with dz), c_t (Bc T, H), h_{t-1} (Bc T, H).
+//   a = x_t W_l + (b_u b_r b_o),  e = h_{t-1} W_i,  u = s(a_u + e_u),  r = s(a_r + e_r),
+//   q = e_o + b_hn,  o = tanh(a_o + r q),  h_t = u h_{t-1} + (1 - u) o;
+//
+//   backward: da_o = dh (1 - u) (1 - o^2),  da_u = dh (h_{t-1} - o) u (1 - u),
+//   da_r = da_o q r (1 - r),  de = (da_u, da_r, da_o r),  dh_{t-1} = dh u + de W_i^T,
+//   dW_l = sum_t x_t^T da,  dW_i = sum_t h_{t-1}^T de,  db = sum_t (da, da_o r),
+//   dx_t = da W_l^T.
+//
+// Workspace, rows b T + t (floats): the gates (Bc T, G H; the backward overwrites them
+// with da, or dz), one more (Bc T, H) (LSTM: c_t; GRU: q, then da_o r), and h_{t-1}
+// (Bc T, H).
 
 memory::desc strided(memory::dims dims, memory::dims strides) {
   return memory::desc(dims, dt::f32, strides);
@@ -129,27 +141,43 @@ inline float tanh_(float v) {
   return std::copysign((1.0f - e) / (1.0f + e), v);
 }
 
-// One step of one sample. g (4H): x_t W_l + b in, the gates i f g o out; r (4H):
-// h_{t-1} W_i; c (H): c_{t-1} in, c_t out; h (H): h_t out; cs, y (H): c_t, h_t kept.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void lstm_cell(
-    float* g, const float* r, float* c, float* h, float* cs, float* y, int64_t H) {
+// The cells, one step of one sample. g (G H): x_t W_l + b in, the gates out; e (G H):
+// h_{t-1} W_i; h (H): h_{t-1} in, h_t out; y (H): h_t. LSTM: c (H) c_{t-1} in, c_t out,
+// and cs (H) c_t kept. GRU: bhn (H) b_hn, q (H) e_o + b_hn kept.
+#define JAXRNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+JAXRNN_CLONES void lstm_cell(float* g, const float* e, float* c, float* h, float* cs, float* y,
+                             int64_t H) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const float i = sigmoid_(g[j] + r[j]), f = sigmoid_(g[H + j] + r[H + j]);
-    const float u = tanh_(g[2 * H + j] + r[2 * H + j]);
-    const float o = sigmoid_(g[3 * H + j] + r[3 * H + j]);
+    const float i = sigmoid_(g[j] + e[j]), f = sigmoid_(g[H + j] + e[H + j]);
+    const float u = tanh_(g[2 * H + j] + e[2 * H + j]);
+    const float o = sigmoid_(g[3 * H + j] + e[3 * H + j]);
     const float ct = f * c[j] + i * u, ht = o * tanh_(ct);
     g[j] = i, g[H + j] = f, g[2 * H + j] = u, g[3 * H + j] = o;
     c[j] = ct, cs[j] = ct, h[j] = ht, y[j] = ht;
   }
 }
 
-// Its backward. g (4H): the gates in, dz out; dz (4H): dz out again (contiguous, for the
-// step's matmul); ct, cp (H): c_t, c_{t-1}; dy, dh (H): the gradients of h_t from the
-// output and from step t+1; dc (H): dc_t in, dc_{t-1} out; db (4H): dz added.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void lstm_cell_backward(
-    float* g, float* dz, const float* ct, const float* cp, const float* dy, const float* dh,
-    float* dc, float* db, int64_t H) {
+JAXRNN_CLONES void gru_cell(float* g, const float* e, const float* bhn, float* q, float* h,
+                            float* y, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const float u = sigmoid_(g[j] + e[j]), r = sigmoid_(g[H + j] + e[H + j]);
+    const float qj = e[2 * H + j] + bhn[j], o = tanh_(g[2 * H + j] + r * qj);
+    const float ht = u * h[j] + (1.0f - u) * o;
+    g[j] = u, g[H + j] = r, g[2 * H + j] = o;
+    q[j] = qj, h[j] = ht, y[j] = ht;
+  }
+}
+
+// Their backward. g (G H): the gates in, da out; de (G H): the recurrent product's
+// gradient out (contiguous, for the step's matmul); dy (H); dh (H): the gradient of h_t
+// from step t+1 in (GRU: dh u out, to which the step's matmul adds de W_i^T); db (G H, GRU
+// 4H): added to. LSTM: ct, cp (H) c_t, c_{t-1}; dc (H) dc_t in, dc_{t-1} out. GRU: q (H)
+// in, da_o r out; hp (H) h_{t-1}.
+JAXRNN_CLONES void lstm_cell_backward(float* g, float* de, const float* ct, const float* cp,
+                                      const float* dy, const float* dh, float* dc, float* db,
+                                      int64_t H) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     const float i = g[j], f = g[H + j], u = g[2 * H + j], o = g[3 * H + j];
@@ -158,88 +186,121 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void lstm_cell_back
     const float di = dct * u * i * (1.0f - i), df = dct * cp[j] * f * (1.0f - f);
     const float du = dct * i * (1.0f - u * u), dout = dht * tc * o * (1.0f - o);
     dc[j] = dct * f;
-    g[j] = dz[j] = di, g[H + j] = dz[H + j] = df;
-    g[2 * H + j] = dz[2 * H + j] = du, g[3 * H + j] = dz[3 * H + j] = dout;
+    g[j] = de[j] = di, g[H + j] = de[H + j] = df;
+    g[2 * H + j] = de[2 * H + j] = du, g[3 * H + j] = de[3 * H + j] = dout;
     db[j] += di, db[H + j] += df, db[2 * H + j] += du, db[3 * H + j] += dout;
   }
 }
 
-struct LstmKernel {
-  int64_t T, B, I, H, D;  // B: the chunk's samples; D: layers sharing y (its stride)
+JAXRNN_CLONES void gru_cell_backward(float* g, float* de, float* q, const float* hp,
+                                     const float* dy, float* dh, float* db, int64_t H) {
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const float u = g[j], r = g[H + j], o = g[2 * H + j], dht = dy[j] + dh[j];
+    const float dout = dht * (1.0f - u) * (1.0f - o * o);
+    const float du = dht * (hp[j] - o) * u * (1.0f - u), dr = dout * q[j] * r * (1.0f - r);
+    const float dor = dout * r;
+    g[j] = de[j] = du, g[H + j] = de[H + j] = dr, g[2 * H + j] = dout;
+    q[j] = de[2 * H + j] = dor;
+    dh[j] = dht * u;
+    db[j] += du, db[H + j] += dr, db[2 * H + j] += dout, db[3 * H + j] += dor;
+  }
+}
+#undef JAXRNN_CLONES
+
+struct Kernel {
+  bool lstm;
+  int64_t T, B, I, H, D, G;  // B: the chunk's samples; D: layers sharing y (its stride)
   bool reverse;
-  dnnl::matmul in, step, step_back, dwi, dwl, dx;
+  // dwi: the recurrent weights' gradient from the gates' rows (LSTM: all of it; GRU:
+  // u and r); dwi_o: the GRU's o columns, from the rows of da_o r.
+  dnnl::matmul in, step, step_back, dwi, dwi_o, dwl, dx;
   memory wi_step, wi_back;  // W_i and W_i^T in the step matmuls' layouts
   dnnl::reorder to_wi_step, to_wi_back;
-  memory scratch;                 // all the matmuls' and reorders' scratchpad
-  std::vector<float> z, h, c, dh;  // one step: z (B,4H), h c dh (B,H); dc is c
-  size_t workspace_bytes() const { return static_cast<size_t>(B * T * 6 * H) * sizeof(float); }
+  memory scratch;                    // all the matmuls' and reorders' scratchpad
+  std::vector<float> e, h, c, dh;  // one step: e (B, G H); h, c (LSTM), dh (B, H)
+  size_t workspace_bytes() const {
+    return static_cast<size_t>(B * T * (G + 2) * H) * sizeof(float);
+  }
   size_t bytes() const {
     return scratch.get_desc().get_size() + wi_step.get_desc().get_size() +
-           wi_back.get_desc().get_size() + (z.size() + 3 * h.size()) * sizeof(float);
+           wi_back.get_desc().get_size() + (e.size() + 3 * h.size()) * sizeof(float);
   }
 };
 
-std::unique_ptr<LstmKernel> make_lstm_kernel(int64_t T, int64_t B, int64_t I, int64_t H,
-                                             int64_t D, bool reverse) {
-  auto k = std::make_unique<LstmKernel>();
-  k->T = T, k->B = B, k->I = I, k->H = H, k->D = D, k->reverse = reverse;
-  const int64_t G = 4 * H, M = B * T;
+std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, int64_t H,
+                                    int64_t D, bool reverse) {
+  auto k = std::make_unique<Kernel>();
+  const int64_t G = lstm ? 4 : 3, GH = G * H, M = B * T;
+  k->lstm = lstm, k->T = T, k->B = B, k->I = I, k->H = H, k->D = D, k->G = G;
+  k->reverse = reverse;
   auto& e = cpu();
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr, add;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  add.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::post_ops sum;
+  sum.append_sum(1.0f);
+  add.set_post_ops(sum);  // dst += product (the GRU's dh_{t-1} = dh u + de W_i^T)
   size_t scratch = 0;
-  auto matmul = [&](memory::desc a, memory::desc w, memory::desc c, const memory::desc* bias) {
-    auto pd = bias ? dnnl::matmul::primitive_desc(e, a, w, *bias, c, attr)
-                   : dnnl::matmul::primitive_desc(e, a, w, c, attr);
+  auto matmul = [&](memory::desc a, memory::desc w, memory::desc c, const memory::desc* bias,
+                    const dnnl::primitive_attr& at) {
+    auto pd = bias ? dnnl::matmul::primitive_desc(e, a, w, *bias, c, at)
+                   : dnnl::matmul::primitive_desc(e, a, w, c, at);
     scratch = std::max(scratch, pd.scratchpad_desc().get_size());
     return pd;
   };
-  auto rows = [](int64_t m, int64_t n) { return strided({m, n}, {n, 1}); };
+  auto rows = [](int64_t m, int64_t n, int64_t ld) { return strided({m, n}, {ld, 1}); };
   auto cols = [](int64_t m, int64_t n) { return strided({m, n}, {1, m}); };  // transposed
-  const auto bias = rows(1, G);
-  k->in = dnnl::matmul(matmul(rows(M, I), rows(I, G), rows(M, G), &bias));
-  auto step = matmul(rows(B, H), memory::desc({H, G}, dt::f32, tag::any), rows(B, G), nullptr);
-  auto back = matmul(rows(B, G), memory::desc({G, H}, dt::f32, tag::any), rows(B, H), nullptr);
+  const auto any = [](int64_t m, int64_t n) { return memory::desc({m, n}, dt::f32, tag::any); };
+  const auto bias = rows(1, GH, GH);
+  k->in = dnnl::matmul(matmul(rows(M, I, I), rows(I, GH, GH), rows(M, GH, GH), &bias, attr));
+  auto step = matmul(rows(B, H, H), any(H, GH), rows(B, GH, GH), nullptr, attr);
+  auto back = matmul(rows(B, GH, GH), any(GH, H), rows(B, H, H), nullptr, lstm ? attr : add);
   k->step = dnnl::matmul(step), k->step_back = dnnl::matmul(back);
-  k->dwi = dnnl::matmul(matmul(cols(H, M), rows(M, G), rows(H, G), nullptr));
-  k->dwl = dnnl::matmul(matmul(cols(I, M), rows(M, G), rows(I, G), nullptr));
-  k->dx = dnnl::matmul(matmul(rows(M, G), cols(G, I), rows(M, I), nullptr));
+  const int64_t gates_i = lstm ? GH : 2 * H;  // columns of dW_i from the gates' rows
+  k->dwi = dnnl::matmul(matmul(cols(H, M), rows(M, gates_i, GH), rows(H, gates_i, GH),
+                               nullptr, attr));
+  if (!lstm)
+    k->dwi_o = dnnl::matmul(matmul(cols(H, M), rows(M, H, H), rows(H, H, GH), nullptr, attr));
+  k->dwl = dnnl::matmul(matmul(cols(I, M), rows(M, GH, GH), rows(I, GH, GH), nullptr, attr));
+  k->dx = dnnl::matmul(matmul(rows(M, GH, GH), cols(GH, I), rows(M, I, I), nullptr, attr));
   auto reorder = [&](const memory::desc& from, const memory::desc& to) {
     auto pd = dnnl::reorder::primitive_desc(e, from, e, to, attr);
     scratch = std::max(scratch, pd.scratchpad_desc().get_size());
     return dnnl::reorder(pd);
   };
   k->wi_step = memory(step.weights_desc(), e), k->wi_back = memory(back.weights_desc(), e);
-  k->to_wi_step = reorder(rows(H, G), step.weights_desc());
-  k->to_wi_back = reorder(cols(G, H), back.weights_desc());
+  k->to_wi_step = reorder(rows(H, GH, GH), step.weights_desc());
+  k->to_wi_back = reorder(cols(GH, H), back.weights_desc());
   k->scratch = memory(
       memory::desc({static_cast<int64_t>(std::max<size_t>(scratch, 1))}, dt::u8, tag::a), e);
-  k->z.resize(B * G), k->h.resize(B * H), k->c.resize(B * H), k->dh.resize(B * H);
+  k->e.resize(B * GH), k->h.resize(B * H), k->c.resize(B * H), k->dh.resize(B * H);
   return k;
 }
 
-// The chunk's forward into workspace ws. x (B,T,I), wl (I,4H), wi (H,4H), bias (4H),
-// h0 c0 hT cT (B,H), y: sample b's step t at y + (b T + t) D H.
-void lstm_forward(LstmKernel& k, dnnl::stream& s, const float* x, const float* wl,
-                  const float* wi, const float* bias, const float* h0, const float* c0,
-                  float* y, float* hT, float* cT, float* ws) {
-  const int64_t T = k.T, B = k.B, I = k.I, H = k.H, G = 4 * H, M = B * T;
-  float *gates = ws, *cs = ws + M * G, *hs = cs + M * H;
+// The chunk's forward into workspace ws. x (B,T,I), wl (I,GH), wi (H,GH), bias (LSTM 4H,
+// GRU 4H: b_u b_r b_o b_hn), h0 hT (B,H), c0 cT (B,H; LSTM only), y: sample b's step t
+// at y + (b T + t) D H.
+void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
+                    const float* wi, const float* bias, const float* h0, const float* c0,
+                    float* y, float* hT, float* cT, float* ws) {
+  const int64_t T = k.T, B = k.B, I = k.I, H = k.H, GH = k.G * H, M = B * T;
+  float *gates = ws, *more = ws + M * GH, *hs = more + M * H;
   const size_t state = B * H * sizeof(float);
-  k.to_wi_step.execute(s, {{DNNL_ARG_FROM, view(strided({H, G}, {G, 1}), wi)},
+  k.to_wi_step.execute(s, {{DNNL_ARG_FROM, view(strided({H, GH}, {GH, 1}), wi)},
                            {DNNL_ARG_TO, k.wi_step},
                            {DNNL_ARG_SCRATCHPAD, k.scratch}});
   k.in.execute(s, {{DNNL_ARG_SRC, view(strided({M, I}, {I, 1}), x)},
-                   {DNNL_ARG_WEIGHTS, view(strided({I, G}, {G, 1}), wl)},
-                   {DNNL_ARG_BIAS, view(strided({1, G}, {G, 1}), bias)},
-                   {DNNL_ARG_DST, view(strided({M, G}, {G, 1}), gates)},
+                   {DNNL_ARG_WEIGHTS, view(strided({I, GH}, {GH, 1}), wl)},
+                   {DNNL_ARG_BIAS, view(strided({1, GH}, {GH, 1}), bias)},
+                   {DNNL_ARG_DST, view(strided({M, GH}, {GH, 1}), gates)},
                    {DNNL_ARG_SCRATCHPAD, k.scratch}});
   std::memcpy(k.h.data(), h0, state);
-  std::memcpy(k.c.data(), c0, state);
+  if (k.lstm) std::memcpy(k.c.data(), c0, state);
   const std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, view(strided({B, H}, {H, 1}), k.h.data())},
       {DNNL_ARG_WEIGHTS, k.wi_step},
-      {DNNL_ARG_DST, view(strided({B, G}, {G, 1}), k.z.data())},
+      {DNNL_ARG_DST, view(strided({B, GH}, {GH, 1}), k.e.data())},
       {DNNL_ARG_SCRATCHPAD, k.scratch}};
   for (int64_t n = 0; n < T; ++n) {
     const int64_t t = k.reverse ? T - 1 - n : n;
@@ -248,32 +309,36 @@ void lstm_forward(LstmKernel& k, dnnl::stream& s, const float* x, const float* w
     k.step.execute(s, args);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t row = b * T + t;
-      lstm_cell(gates + row * G, k.z.data() + b * G, k.c.data() + b * H, k.h.data() + b * H,
-                cs + row * H, y + row * k.D * H, H);
+      float *g = gates + row * GH, *h = k.h.data() + b * H, *yt = y + row * k.D * H;
+      if (k.lstm)
+        lstm_cell(g, k.e.data() + b * GH, k.c.data() + b * H, h, more + row * H, yt, H);
+      else
+        gru_cell(g, k.e.data() + b * GH, bias + GH, more + row * H, h, yt, H);
     }
   }
   std::memcpy(hT, k.h.data(), state);
-  std::memcpy(cT, k.c.data(), state);
+  if (k.lstm) std::memcpy(cT, k.c.data(), state);
 }
 
 // The chunk's backward from its forward's workspace ws (whose gates it overwrites). dy
-// like y; dhT dcT dh0 dc0 (B,H); dx (B,T,I), dwl, dwi, db written (not added to).
-void lstm_backward(LstmKernel& k, dnnl::stream& s, const float* x, const float* wl,
-                   const float* wi, const float* c0, float* ws, const float* dy,
-                   const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
-                   float* db, float* dh0, float* dc0) {
-  const int64_t T = k.T, B = k.B, I = k.I, H = k.H, G = 4 * H, M = B * T;
-  float *gates = ws, *cs = ws + M * G, *hs = cs + M * H;
+// like y; dhT dh0 (B,H), dcT dc0 (B,H; LSTM only); dx (B,T,I), dwl, dwi, db (4H) written
+// (not added to).
+void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
+                     const float* wi, const float* c0, float* ws, const float* dy,
+                     const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
+                     float* db, float* dh0, float* dc0) {
+  const int64_t T = k.T, B = k.B, I = k.I, H = k.H, GH = k.G * H, M = B * T;
+  float *gates = ws, *more = ws + M * GH, *hs = more + M * H;
   const size_t state = B * H * sizeof(float);
   float* dc = k.c.data();
-  k.to_wi_back.execute(s, {{DNNL_ARG_FROM, view(strided({G, H}, {1, G}), wi)},
+  k.to_wi_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, H}, {1, GH}), wi)},
                            {DNNL_ARG_TO, k.wi_back},
                            {DNNL_ARG_SCRATCHPAD, k.scratch}});
   std::memcpy(k.dh.data(), dhT, state);
-  std::memcpy(dc, dcT, state);
-  std::memset(db, 0, G * sizeof(float));
+  if (k.lstm) std::memcpy(dc, dcT, state);
+  std::memset(db, 0, 4 * H * sizeof(float));
   const std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, view(strided({B, G}, {G, 1}), k.z.data())},
+      {DNNL_ARG_SRC, view(strided({B, GH}, {GH, 1}), k.e.data())},
       {DNNL_ARG_WEIGHTS, k.wi_back},
       {DNNL_ARG_DST, view(strided({B, H}, {H, 1}), k.dh.data())},
       {DNNL_ARG_SCRATCHPAD, k.scratch}};
@@ -281,25 +346,37 @@ void lstm_backward(LstmKernel& k, dnnl::stream& s, const float* x, const float* 
     const int64_t t = k.reverse ? T - 1 - n : n, before = k.reverse ? t + 1 : t - 1;
     for (int64_t b = 0; b < B; ++b) {
       const int64_t row = b * T + t;
-      const float* cp = n == 0 ? c0 + b * H : cs + (b * T + before) * H;
-      lstm_cell_backward(gates + row * G, k.z.data() + b * G, cs + row * H, cp,
-                         dy + row * k.D * H, k.dh.data() + b * H, dc + b * H, db, H);
+      float *g = gates + row * GH, *de = k.e.data() + b * GH, *dh = k.dh.data() + b * H;
+      const float* dyt = dy + row * k.D * H;
+      if (k.lstm) {
+        const float* cp = n == 0 ? c0 + b * H : more + (b * T + before) * H;
+        lstm_cell_backward(g, de, more + row * H, cp, dyt, dh, dc + b * H, db, H);
+      } else {
+        gru_cell_backward(g, de, more + row * H, hs + row * H, dyt, dh, db, H);
+      }
     }
     k.step_back.execute(s, args);
   }
   std::memcpy(dh0, k.dh.data(), state);
-  std::memcpy(dc0, dc, state);
-  const memory dz = view(strided({M, G}, {G, 1}), gates), sp = k.scratch;
-  k.dwi.execute(s, {{DNNL_ARG_SRC, view(strided({H, M}, {1, H}), hs)},
-                    {DNNL_ARG_WEIGHTS, dz},
-                    {DNNL_ARG_DST, view(strided({H, G}, {G, 1}), dwi)},
+  if (k.lstm) std::memcpy(dc0, dc, state);
+  const memory da = view(strided({M, GH}, {GH, 1}), gates), sp = k.scratch;
+  const memory h_t = view(strided({H, M}, {1, H}), hs);
+  const int64_t gates_i = k.lstm ? GH : 2 * H;
+  k.dwi.execute(s, {{DNNL_ARG_SRC, h_t},
+                    {DNNL_ARG_WEIGHTS, view(strided({M, gates_i}, {GH, 1}), gates)},
+                    {DNNL_ARG_DST, view(strided({H, gates_i}, {GH, 1}), dwi)},
                     {DNNL_ARG_SCRATCHPAD, sp}});
+  if (!k.lstm)
+    k.dwi_o.execute(s, {{DNNL_ARG_SRC, h_t},
+                        {DNNL_ARG_WEIGHTS, view(strided({M, H}, {H, 1}), more)},
+                        {DNNL_ARG_DST, view(strided({H, H}, {GH, 1}), dwi + 2 * H)},
+                        {DNNL_ARG_SCRATCHPAD, sp}});
   k.dwl.execute(s, {{DNNL_ARG_SRC, view(strided({I, M}, {1, I}), x)},
-                    {DNNL_ARG_WEIGHTS, dz},
-                    {DNNL_ARG_DST, view(strided({I, G}, {G, 1}), dwl)},
+                    {DNNL_ARG_WEIGHTS, da},
+                    {DNNL_ARG_DST, view(strided({I, GH}, {GH, 1}), dwl)},
                     {DNNL_ARG_SCRATCHPAD, sp}});
-  k.dx.execute(s, {{DNNL_ARG_SRC, dz},
-                   {DNNL_ARG_WEIGHTS, view(strided({G, I}, {1, G}), wl)},
+  k.dx.execute(s, {{DNNL_ARG_SRC, da},
+                   {DNNL_ARG_WEIGHTS, view(strided({GH, I}, {1, GH}), wl)},
                    {DNNL_ARG_DST, view(strided({M, I}, {I, 1}), dx)},
                    {DNNL_ARG_SCRATCHPAD, sp}});
 }
@@ -317,21 +394,21 @@ struct Slot {
   bool read = true;
 };
 
-// One chunk's primitives: batch Bc, all buffers in the user's plain layouts. A training
-// plan has oneDNN's forward (training: it fills the workspace) and backward, or for the
-// LSTM our kernel; an inference plan only oneDNN's forward (inference: no workspace, ws
-// and the bwd fields empty).
+// One chunk's plan: batch Bc. A training plan holds our kernel (its forward fills a
+// workspace, its backward reads it); an inference plan oneDNN's inference forward, all
+// buffers in the user's plain layouts.
 struct Plan {
   std::mutex mutex;
   bool lstm;
-  std::unique_ptr<LstmKernel> kernel;  // the LSTM's training plan: ours, nothing below
-  size_t workspace = 0;                // bytes of one training workspace
+  std::unique_ptr<Kernel> kernel;  // training
+  size_t workspace = 0;            // training: bytes of one workspace
+  // inference:
   memory::desc x, state, wl, wi, bias, y;
-  dnnl::primitive fwd, bwd;
-  memory::desc ws, wl_fwd, wi_fwd, wl_bwd, wi_bwd, dwl_bwd, dwi_bwd;
-  memory wl_f, wi_f, wl_b, wi_b, dwl_b, dwi_b;  // weights in the primitives' layouts
-  dnnl::reorder to_wl_f, to_wi_f, to_wl_b, to_wi_b, from_dwl, from_dwi;
-  memory scratch;  // user scratchpad for all of the chunk's primitives
+  dnnl::primitive fwd;
+  memory::desc wl_fwd, wi_fwd;
+  memory wl_f, wi_f;  // the weights in the primitive's layouts
+  dnnl::reorder to_wl_f, to_wi_f;
+  memory scratch;  // user scratchpad of the primitive and reorders
   // A training plan's workspaces (what a forward keeps for its backward; see Slot).
   std::vector<Slot> slots;
   size_t bytes = 0;    // what the plan holds: scratchpad, weight buffers, workspaces
@@ -363,8 +440,8 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   const bool lstm = kind == 0;
   const int64_t G = lstm ? 4 : 3;
   p->lstm = lstm;
-  if (lstm && training) {
-    p->kernel = make_lstm_kernel(T, Bc, I, H, D, reverse);
+  if (training) {
+    p->kernel = make_kernel(lstm, T, Bc, I, H, D, reverse);
     p->workspace = p->kernel->workspace_bytes();
     p->bytes = p->kernel->bytes();
     return p;
@@ -389,43 +466,21 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   auto dir = reverse ? dnnl::rnn_direction::unidirectional_right2left
                      : dnnl::rnn_direction::unidirectional_left2right;
   const auto& s = p->state;
-  const auto prop =
-      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
-  auto keep_fwd = [&](const auto& f) {
+  const auto prop = dnnl::prop_kind::forward_inference;
+  auto keep = [&](const auto& f) {
     scratch = f.scratchpad_desc().get_size();
-    p->ws = f.workspace_desc();
-    p->workspace = p->ws.get_size();
     p->wl_fwd = f.weights_layer_desc(), p->wi_fwd = f.weights_iter_desc();
-  };
-  auto keep_bwd = [&](const auto& b) {
-    scratch = std::max(scratch, b.scratchpad_desc().get_size());
-    p->wl_bwd = b.weights_layer_desc(), p->wi_bwd = b.weights_iter_desc();
-    p->dwl_bwd = b.diff_weights_layer_desc(), p->dwi_bwd = b.diff_weights_iter_desc();
   };
   if (lstm) {
     auto f = dnnl::lstm_forward::primitive_desc(e, prop, dir, p->x, s, s, any_wl, any_wi,
                                                 p->bias, p->y, s, s, attr);
     p->fwd = dnnl::lstm_forward(f);
-    keep_fwd(f);
-    if (training) {
-      auto b = dnnl::lstm_backward::primitive_desc(
-          e, dnnl::prop_kind::backward, dir, p->x, s, s, any_wl, any_wi, p->bias, p->y, s, s,
-          p->x, s, s, any_wl, any_wi, p->bias, p->y, s, s, f, attr);
-      p->bwd = dnnl::lstm_backward(b);
-      keep_bwd(b);
-    }
+    keep(f);
   } else {
     auto f = dnnl::lbr_gru_forward::primitive_desc(e, prop, dir, p->x, s, any_wl, any_wi,
                                                    p->bias, p->y, s, attr);
     p->fwd = dnnl::lbr_gru_forward(f);
-    keep_fwd(f);
-    if (training) {
-      auto b = dnnl::lbr_gru_backward::primitive_desc(
-          e, dnnl::prop_kind::backward, dir, p->x, s, any_wl, any_wi, p->bias, p->y, s, p->x,
-          s, any_wl, any_wi, p->bias, p->y, s, f, attr);
-      p->bwd = dnnl::lbr_gru_backward(b);
-      keep_bwd(b);
-    }
+    keep(f);
   }
   auto reorder = [&](const memory::desc& from, const memory::desc& to) {
     auto pd = dnnl::reorder::primitive_desc(e, from, e, to, attr);
@@ -434,18 +489,9 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   };
   p->wl_f = memory(p->wl_fwd, e), p->wi_f = memory(p->wi_fwd, e);
   p->to_wl_f = reorder(p->wl, p->wl_fwd), p->to_wi_f = reorder(p->wi, p->wi_fwd);
-  if (training) {
-    p->wl_b = memory(p->wl_bwd, e), p->wi_b = memory(p->wi_bwd, e);
-    p->dwl_b = memory(p->dwl_bwd, e), p->dwi_b = memory(p->dwi_bwd, e);
-    p->to_wl_b = reorder(p->wl, p->wl_bwd), p->to_wi_b = reorder(p->wi, p->wi_bwd);
-    p->from_dwl = reorder(p->dwl_bwd, p->wl), p->from_dwi = reorder(p->dwi_bwd, p->wi);
-  }
   p->scratch = memory(
       memory::desc({static_cast<int64_t>(std::max<size_t>(scratch, 1))}, dt::u8, tag::a), e);
   p->bytes = scratch + p->wl_fwd.get_size() + p->wi_fwd.get_size();
-  if (training)
-    p->bytes += p->wl_bwd.get_size() + p->wi_bwd.get_size() + p->dwl_bwd.get_size() +
-                p->dwi_bwd.get_size();
   return p;
 }
 
@@ -552,11 +598,11 @@ struct Part {
 };
 
 // The call cut into chunks, layer by layer: each of the D layers in K ranges of the
-// batch (at most B). oneDNN's training forward and backward run fastest with whole
-// layers per core (K = ceil(cores / D): a bidirectional layer on 2 cores runs one
-// direction per core over the whole batch); its inference forward with the batch cut
-// over all cores (K = cores), as for one layer (benchmarks/README.md). (A backward cuts
-// its call as the forward did, so it finds the forward's workspaces in the same plans.)
+// batch (at most B). Under training, whole layers per core (K = ceil(cores / D): a
+// bidirectional layer on 2 cores runs one direction per core over the whole batch); the
+// inference forward with the batch cut over all cores (K = cores), as for one layer
+// (benchmarks/README.md). (A backward cuts its call as the forward did, so it finds the
+// forward's workspaces in the same plans.)
 std::vector<Part> chunks(int64_t D, int64_t reverse_bits, int64_t B, bool training) {
   const int64_t K = std::clamp<int64_t>(training ? (cores() + D - 1) / D : cores(), 1, B);
   std::vector<Part> out;
@@ -667,47 +713,37 @@ Offsets offsets(Shape n, const Part& q) {
           (q.b0 * n.T * n.D + q.d) * n.H * f};
 }
 
-// Part q's arguments shared by the forward and the backward primitive: its slices of
-// the inputs and outputs, the workspace `ws` (training), its layer's bias, the
-// scratchpad, and the given weights (already in that primitive's layout).
-std::unordered_map<int, memory> chunk_args(Plan& p, Shape n, const Part& q, const Slot* ws,
-                                           const Buffers& b, memory wl, memory wi) {
-  const Offsets o = offsets(n, q);
-  std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC_LAYER, at(p.x, b.x, o.x)},
-      {DNNL_ARG_SRC_ITER, at(p.state, b.h0, o.state)},
-      {DNNL_ARG_WEIGHTS_LAYER, wl},
-      {DNNL_ARG_WEIGHTS_ITER, wi},
-      {DNNL_ARG_BIAS, at(p.bias, b.bias, q.d * p.bias.get_size())},
-      {DNNL_ARG_DST_LAYER, at(p.y, b.y, o.y)},
-      {DNNL_ARG_DST_ITER, at(p.state, b.hT, o.state)},
-      {DNNL_ARG_SCRATCHPAD, p.scratch}};
-  if (ws) args[DNNL_ARG_WORKSPACE] = at(p.ws, ws->buf.get(), 0);
-  if (p.lstm) {
-    args[DNNL_ARG_SRC_ITER_C] = at(p.state, b.c0, o.state);
-    args[DNNL_ARG_DST_ITER_C] = at(p.state, b.cT, o.state);
-  }
-  return args;
-}
-
-
-// Part q's forward (p's lock held): inference with `ws` null, else training into `ws`.
+// Part q's forward (p's lock held): our training forward into workspace `ws`, or (an
+// inference plan, `ws` null) oneDNN's inference forward.
 void forward(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
              const void* wi, const Slot* ws) {
   dnnl::stream s(cpu());
+  const Offsets o = offsets(n, q);
   if (p.kernel) {
-    const Offsets o = offsets(n, q);
-    const int64_t G = 4 * n.H;
-    lstm_forward(*p.kernel, s, floats(b.x, o.x), floats(wl, 0) + q.d * n.I * G,
-                 floats(wi, 0) + q.d * n.H * G, floats(b.bias, 0) + q.d * G,
-                 floats(b.h0, o.state), floats(b.c0, o.state), floats(b.y, o.y),
-                 floats(b.hT, o.state), floats(b.cT, o.state),
-                 reinterpret_cast<float*>(ws->buf.get()));
-    return;
+    const int64_t G = p.kernel->G * n.H;
+    kernel_forward(*p.kernel, s, floats(b.x, o.x), floats(wl, 0) + q.d * n.I * G,
+                   floats(wi, 0) + q.d * n.H * G, floats(b.bias, 0) + q.d * 4 * n.H,
+                   floats(b.h0, o.state), floats(b.c0, o.state), floats(b.y, o.y),
+                   floats(b.hT, o.state), floats(b.cT, o.state),
+                   reinterpret_cast<float*>(ws->buf.get()));
+  } else {
+    reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
+    reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC_LAYER, at(p.x, b.x, o.x)},
+        {DNNL_ARG_SRC_ITER, at(p.state, b.h0, o.state)},
+        {DNNL_ARG_WEIGHTS_LAYER, p.wl_f},
+        {DNNL_ARG_WEIGHTS_ITER, p.wi_f},
+        {DNNL_ARG_BIAS, at(p.bias, b.bias, q.d * p.bias.get_size())},
+        {DNNL_ARG_DST_LAYER, at(p.y, b.y, o.y)},
+        {DNNL_ARG_DST_ITER, at(p.state, b.hT, o.state)},
+        {DNNL_ARG_SCRATCHPAD, p.scratch}};
+    if (p.lstm) {
+      args[DNNL_ARG_SRC_ITER_C] = at(p.state, b.c0, o.state);
+      args[DNNL_ARG_DST_ITER_C] = at(p.state, b.cT, o.state);
+    }
+    p.fwd.execute(s, args);
   }
-  reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
-  reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
-  p.fwd.execute(s, chunk_args(p, n, q, ws, b, p.wl_f, p.wi_f));
   s.wait();
 }
 
@@ -781,7 +817,6 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       const Part& q = c.parts[j];
       Plan& p = *c.plans[j];
       std::lock_guard<std::mutex> lock(p.mutex);
-      const size_t f = sizeof(float);
       auto find = [&]() -> Slot* {
         for (auto& slot : p.slots)
           if (slot.stamp == stamp) return &slot;
@@ -806,40 +841,15 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
       float* out_b = q.first ? dbias->typed_data() + q.d * n_b : sums[j].get() + n_wl + n_wi;
       void* out_x = q.d == 0 ? dx->untyped_data() : dxs[q.d - 1].get();
       dnnl::stream s(cpu());
-      if (p.kernel) {
-        const int64_t G = 4 * n.H;
-        lstm_backward(*p.kernel, s, floats(b.x, o.x), wl.typed_data() + q.d * n.I * G,
+      const int64_t G = p.kernel->G * n.H;
+      kernel_backward(*p.kernel, s, floats(b.x, o.x), wl.typed_data() + q.d * n.I * G,
                       wi.typed_data() + q.d * n.H * G, floats(b.c0, o.state),
                       reinterpret_cast<float*>(slot->buf.get()), floats(dy.untyped_data(), o.y),
                       floats(dhT.untyped_data(), o.state), floats(dcT.untyped_data(), o.state),
                       floats(out_x, o.x), out_wl, out_wi, out_b,
                       floats(dh0->untyped_data(), o.state), floats(dc0->untyped_data(), o.state));
-        slot->stamp = 0, slot->read = true;  // its gates are gradients now
-        return;
-      }
-      reorder(s, p, p.to_wl_b, at(p.wl, wl.untyped_data(), q.d * p.wl.get_size()), p.wl_b);
-      reorder(s, p, p.to_wi_b, at(p.wi, wi.untyped_data(), q.d * p.wi.get_size()), p.wi_b);
-      // oneDNN accumulates into the weight and bias gradients.
-      std::memset(p.dwl_b.get_data_handle(), 0, p.dwl_bwd.get_size());
-      std::memset(p.dwi_b.get_data_handle(), 0, p.dwi_bwd.get_size());
-      std::memset(out_b, 0, n_b * f);
-      auto args = chunk_args(p, n, q, slot, b, p.wl_b, p.wi_b);
-      args[DNNL_ARG_DIFF_DST_LAYER] = at(p.y, dy.untyped_data(), o.y);
-      args[DNNL_ARG_DIFF_DST_ITER] = at(p.state, dhT.untyped_data(), o.state);
-      args[DNNL_ARG_DIFF_SRC_LAYER] = at(p.x, out_x, o.x);
-      args[DNNL_ARG_DIFF_SRC_ITER] = at(p.state, dh0->untyped_data(), o.state);
-      args[DNNL_ARG_DIFF_WEIGHTS_LAYER] = p.dwl_b;
-      args[DNNL_ARG_DIFF_WEIGHTS_ITER] = p.dwi_b;
-      args[DNNL_ARG_DIFF_BIAS] = at(p.bias, out_b, 0);
-      if (p.lstm) {
-        args[DNNL_ARG_DIFF_DST_ITER_C] = at(p.state, dcT.untyped_data(), o.state);
-        args[DNNL_ARG_DIFF_SRC_ITER_C] = at(p.state, dc0->untyped_data(), o.state);
-      }
-      p.bwd.execute(s, args);
-      reorder(s, p, p.from_dwl, p.dwl_b, at(p.wl, out_wl, 0));
-      reorder(s, p, p.from_dwi, p.dwi_b, at(p.wi, out_wi, 0));
       s.wait();
-      slot->read = true;
+      slot->stamp = 0, slot->read = true;  // its gates are gradients now
     });
     for (size_t j = 0; j < c.parts.size(); ++j) {
       if (c.parts[j].first) continue;

@@ -6,10 +6,10 @@ call. Where it applies, :func:`jaxrnn.cells._fused.gated_sequence` runs the ``ls
 ``gru`` cells through ``jaxrnn/cells/_onednn.cc`` (two XLA FFI custom calls) instead of
 XLA's loop, and :class:`jaxrnn.cells._fused.GatedPair` runs both directions of a
 bidirectional layer in one call (:func:`sequences`; one direction per core on 2 cores).
-The GRU and every inference forward run oneDNN's RNN primitives; the LSTM's training
-forward and backward run our own loop over oneDNN matmuls (the two recurrent products
-per step, every other product one matmul over all steps, the cell's arithmetic in
-vectorised C++), which is faster than oneDNN's RNN primitive there (``benchmarks/README.md``):
+The inference forward is oneDNN's RNN primitive; the training forward and backward are
+our own loop over oneDNN matmuls (the two recurrent products per step, every other
+product one matmul over all steps, the cells' arithmetic in vectorised C++), faster than
+oneDNN's RNN primitive there (``benchmarks/README.md``):
 
 - on by default; off with ``JAXRNN_ONEDNN=0`` in the environment when jaxrnn is
   imported, or inside :func:`disabled` (:func:`enabled` turns it back on);
@@ -41,8 +41,7 @@ it. So ``jax.grad`` runs the custom forward and backward, and
 backward, or batched weights (``vmap`` over models) use the XLA path.
 
 An undifferentiated call runs oneDNN's inference forward, which keeps no workspace;
-under ``jax.grad`` the forward is the training forward (oneDNN's for the GRU, ours for
-the LSTM).
+under ``jax.grad`` the forward is our training forward, which keeps one.
 
 A program that XLA partitions over several devices (``jit`` with sharded arguments on a
 mesh of ``Auto`` axes, as :func:`jaxrnn.train.fit` on a mesh) lowers these primitives to
