@@ -485,7 +485,8 @@ def fit(
             (checkpoint_every > 0 and done % checkpoint_every == 0) or last or stopped
         )
         if callback is not None or save_now:
-            state = TrainState(params, opt_state, jnp.asarray(done, jnp.int32), key)
+            # the step as a host scalar: a device array would be one more dispatch per step
+            state = TrainState(params, opt_state, np.asarray(done, np.int32), key)
         if callback is not None:
             callback(done, state, record)
         if save_now:

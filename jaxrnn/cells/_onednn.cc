@@ -118,6 +118,22 @@ memory view(const memory::desc& d, const void* p) {
   return memory(d, cpu(), const_cast<void*>(p));
 }
 
+// A step's matmul, its arguments built once before the loop (execute() with a map builds
+// them on every call, which counts at small widths). The memories must outlive the calls.
+struct StepCall {
+  const dnnl::primitive& primitive;
+  std::vector<dnnl_exec_arg_t> args;
+  StepCall(const dnnl::primitive& p, std::initializer_list<std::pair<int, const memory*>> a)
+      : primitive(p) {
+    for (const auto& [arg, m] : a) args.push_back({arg, m->get()});
+  }
+  void operator()(dnnl::stream& s) const {
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(primitive.get(), s.get(),
+                                                   static_cast<int>(args.size()), args.data()),
+                            "could not execute a step's matmul");
+  }
+};
+
 // e^v within 2 ulp for v in [-87, 88] (v clamped there): Cephes' expf, v = n ln 2 + r with
 // |r| <= ln 2 / 2, a degree-6 polynomial in r times 2^n made in the exponent bits. Plain
 // arithmetic, so that the cell loops vectorise (with -fno-trapping-math, setup.py).
@@ -141,69 +157,88 @@ inline float tanh_(float v) {
   return std::copysign((1.0f - e) / (1.0f + e), v);
 }
 
-// The cells, one step of one sample. g (G H): x_t W_l + b in, the gates out; e (G H):
-// h_{t-1} W_i; h (H): h_{t-1} in, h_t out; y (H): h_t. LSTM: c (H) c_{t-1} in, c_t out,
-// and cs (H) c_t kept. GRU: bhn (H) b_hn, q (H) e_o + b_hn kept.
+// The cells, one step of the chunk's B samples (one call, whatever B: a call per sample
+// cost more than the arithmetic at small widths). Sample b's rows: g + b T G H (x_t W_l + b
+// in, the gates out), e + b G H (h_{t-1} W_i), h + b H (h_{t-1} in, h_t out), hs + b T H
+// (h_{t-1} kept), y + b T D H (h_t). LSTM: c + b H (c_{t-1} in, c_t out), more + b T H
+// (c_t kept). GRU: bhn (H) b_hn, more + b T H (q = e_o + b_hn kept).
 #define JAXRNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-JAXRNN_CLONES void lstm_cell(float* g, const float* e, float* c, float* h, float* cs, float* y,
-                             int64_t H) {
+JAXRNN_CLONES void lstm_step(int64_t B, int64_t T, int64_t D, int64_t H, float* g,
+                             const float* e, float* c, float* h, float* more, float* hs,
+                             float* y) {
+  for (int64_t b = 0; b < B; ++b, g += T * 4 * H, e += 4 * H, c += H, h += H, more += T * H,
+               hs += T * H, y += T * D * H) {
 #pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    const float i = sigmoid_(g[j] + e[j]), f = sigmoid_(g[H + j] + e[H + j]);
-    const float u = tanh_(g[2 * H + j] + e[2 * H + j]);
-    const float o = sigmoid_(g[3 * H + j] + e[3 * H + j]);
-    const float ct = f * c[j] + i * u, ht = o * tanh_(ct);
-    g[j] = i, g[H + j] = f, g[2 * H + j] = u, g[3 * H + j] = o;
-    c[j] = ct, cs[j] = ct, h[j] = ht, y[j] = ht;
+    for (int64_t j = 0; j < H; ++j) {
+      const float i = sigmoid_(g[j] + e[j]), f = sigmoid_(g[H + j] + e[H + j]);
+      const float u = tanh_(g[2 * H + j] + e[2 * H + j]);
+      const float o = sigmoid_(g[3 * H + j] + e[3 * H + j]);
+      const float ct = f * c[j] + i * u, ht = o * tanh_(ct);
+      g[j] = i, g[H + j] = f, g[2 * H + j] = u, g[3 * H + j] = o;
+      hs[j] = h[j], c[j] = ct, more[j] = ct, h[j] = ht, y[j] = ht;
+    }
   }
 }
 
-JAXRNN_CLONES void gru_cell(float* g, const float* e, const float* bhn, float* q, float* h,
-                            float* y, int64_t H) {
+JAXRNN_CLONES void gru_step(int64_t B, int64_t T, int64_t D, int64_t H, float* g,
+                            const float* e, const float* bhn, float* h, float* more, float* hs,
+                            float* y) {
+  for (int64_t b = 0; b < B; ++b, g += T * 3 * H, e += 3 * H, h += H, more += T * H,
+               hs += T * H, y += T * D * H) {
 #pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    const float u = sigmoid_(g[j] + e[j]), r = sigmoid_(g[H + j] + e[H + j]);
-    const float qj = e[2 * H + j] + bhn[j], o = tanh_(g[2 * H + j] + r * qj);
-    const float ht = u * h[j] + (1.0f - u) * o;
-    g[j] = u, g[H + j] = r, g[2 * H + j] = o;
-    q[j] = qj, h[j] = ht, y[j] = ht;
+    for (int64_t j = 0; j < H; ++j) {
+      const float u = sigmoid_(g[j] + e[j]), r = sigmoid_(g[H + j] + e[H + j]);
+      const float q = e[2 * H + j] + bhn[j], o = tanh_(g[2 * H + j] + r * q);
+      const float ht = u * h[j] + (1.0f - u) * o;
+      g[j] = u, g[H + j] = r, g[2 * H + j] = o;
+      hs[j] = h[j], more[j] = q, h[j] = ht, y[j] = ht;
+    }
   }
 }
 
-// Their backward. g (G H): the gates in, da out; de (G H): the recurrent product's
-// gradient out (contiguous, for the step's matmul); dy (H); dh (H): the gradient of h_t
-// from step t+1 in (GRU: dh u out, to which the step's matmul adds de W_i^T); db (G H, GRU
-// 4H): added to. LSTM: ct, cp (H) c_t, c_{t-1}; dc (H) dc_t in, dc_{t-1} out. GRU: q (H)
-// in, da_o r out; hp (H) h_{t-1}.
-JAXRNN_CLONES void lstm_cell_backward(float* g, float* de, const float* ct, const float* cp,
-                                      const float* dy, const float* dh, float* dc, float* db,
-                                      int64_t H) {
+// Their backward, rows as above. g: the gates in, da out; de + b G H: the recurrent
+// product's gradient out (contiguous, for the step's matmul); dy + b T D H; dh + b H: the
+// gradient of h_t from step t+1 in (GRU: dh u out, to which the step's matmul adds
+// de W_i^T); db (G H; GRU 4 H): added to. LSTM: more + b T H c_t, cp + b cp_stride
+// c_{t-1}, dc + b H dc_t in, dc_{t-1} out. GRU: more + b T H q in, da_o r out; hs + b T H
+// h_{t-1}.
+JAXRNN_CLONES void lstm_step_backward(int64_t B, int64_t T, int64_t D, int64_t H, float* g,
+                                      float* de, const float* more, const float* cp,
+                                      int64_t cp_stride, const float* dy, const float* dh,
+                                      float* dc, float* db) {
+  for (int64_t b = 0; b < B; ++b, g += T * 4 * H, de += 4 * H, more += T * H, cp += cp_stride,
+               dy += T * D * H, dh += H, dc += H) {
 #pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    const float i = g[j], f = g[H + j], u = g[2 * H + j], o = g[3 * H + j];
-    const float tc = tanh_(ct[j]), dht = dy[j] + dh[j];
-    const float dct = dc[j] + dht * o * (1.0f - tc * tc);
-    const float di = dct * u * i * (1.0f - i), df = dct * cp[j] * f * (1.0f - f);
-    const float du = dct * i * (1.0f - u * u), dout = dht * tc * o * (1.0f - o);
-    dc[j] = dct * f;
-    g[j] = de[j] = di, g[H + j] = de[H + j] = df;
-    g[2 * H + j] = de[2 * H + j] = du, g[3 * H + j] = de[3 * H + j] = dout;
-    db[j] += di, db[H + j] += df, db[2 * H + j] += du, db[3 * H + j] += dout;
+    for (int64_t j = 0; j < H; ++j) {
+      const float i = g[j], f = g[H + j], u = g[2 * H + j], o = g[3 * H + j];
+      const float tc = tanh_(more[j]), dht = dy[j] + dh[j];
+      const float dct = dc[j] + dht * o * (1.0f - tc * tc);
+      const float di = dct * u * i * (1.0f - i), df = dct * cp[j] * f * (1.0f - f);
+      const float du = dct * i * (1.0f - u * u), dout = dht * tc * o * (1.0f - o);
+      dc[j] = dct * f;
+      g[j] = de[j] = di, g[H + j] = de[H + j] = df;
+      g[2 * H + j] = de[2 * H + j] = du, g[3 * H + j] = de[3 * H + j] = dout;
+      db[j] += di, db[H + j] += df, db[2 * H + j] += du, db[3 * H + j] += dout;
+    }
   }
 }
 
-JAXRNN_CLONES void gru_cell_backward(float* g, float* de, float* q, const float* hp,
-                                     const float* dy, float* dh, float* db, int64_t H) {
+JAXRNN_CLONES void gru_step_backward(int64_t B, int64_t T, int64_t D, int64_t H, float* g,
+                                     float* de, float* more, const float* hs, const float* dy,
+                                     float* dh, float* db) {
+  for (int64_t b = 0; b < B; ++b, g += T * 3 * H, de += 3 * H, more += T * H, hs += T * H,
+               dy += T * D * H, dh += H) {
 #pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    const float u = g[j], r = g[H + j], o = g[2 * H + j], dht = dy[j] + dh[j];
-    const float dout = dht * (1.0f - u) * (1.0f - o * o);
-    const float du = dht * (hp[j] - o) * u * (1.0f - u), dr = dout * q[j] * r * (1.0f - r);
-    const float dor = dout * r;
-    g[j] = de[j] = du, g[H + j] = de[H + j] = dr, g[2 * H + j] = dout;
-    q[j] = de[2 * H + j] = dor;
-    dh[j] = dht * u;
-    db[j] += du, db[H + j] += dr, db[2 * H + j] += dout, db[3 * H + j] += dor;
+    for (int64_t j = 0; j < H; ++j) {
+      const float u = g[j], r = g[H + j], o = g[2 * H + j], dht = dy[j] + dh[j];
+      const float dout = dht * (1.0f - u) * (1.0f - o * o);
+      const float du = dht * (hs[j] - o) * u * (1.0f - u), dr = dout * more[j] * r * (1.0f - r);
+      const float dor = dout * r;
+      g[j] = de[j] = du, g[H + j] = de[H + j] = dr, g[2 * H + j] = dout;
+      more[j] = de[2 * H + j] = dor;
+      dh[j] = dht * u;
+      db[j] += du, db[H + j] += dr, db[2 * H + j] += dout, db[3 * H + j] += dor;
+    }
   }
 }
 #undef JAXRNN_CLONES
@@ -297,24 +332,20 @@ void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
                    {DNNL_ARG_SCRATCHPAD, k.scratch}});
   std::memcpy(k.h.data(), h0, state);
   if (k.lstm) std::memcpy(k.c.data(), c0, state);
-  const std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, view(strided({B, H}, {H, 1}), k.h.data())},
-      {DNNL_ARG_WEIGHTS, k.wi_step},
-      {DNNL_ARG_DST, view(strided({B, GH}, {GH, 1}), k.e.data())},
-      {DNNL_ARG_SCRATCHPAD, k.scratch}};
+  const memory h = view(strided({B, H}, {H, 1}), k.h.data());
+  const memory e = view(strided({B, GH}, {GH, 1}), k.e.data());
+  const StepCall step(k.step, {{DNNL_ARG_SRC, &h},
+                               {DNNL_ARG_WEIGHTS, &k.wi_step},
+                               {DNNL_ARG_DST, &e},
+                               {DNNL_ARG_SCRATCHPAD, &k.scratch}});
   for (int64_t n = 0; n < T; ++n) {
     const int64_t t = k.reverse ? T - 1 - n : n;
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(hs + (b * T + t) * H, k.h.data() + b * H, H * sizeof(float));
-    k.step.execute(s, args);
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t row = b * T + t;
-      float *g = gates + row * GH, *h = k.h.data() + b * H, *yt = y + row * k.D * H;
-      if (k.lstm)
-        lstm_cell(g, k.e.data() + b * GH, k.c.data() + b * H, h, more + row * H, yt, H);
-      else
-        gru_cell(g, k.e.data() + b * GH, bias + GH, more + row * H, h, yt, H);
-    }
+    step(s);
+    float *g = gates + t * GH, *m = more + t * H, *h = hs + t * H, *yt = y + t * k.D * H;
+    if (k.lstm)
+      lstm_step(B, T, k.D, H, g, k.e.data(), k.c.data(), k.h.data(), m, h, yt);
+    else
+      gru_step(B, T, k.D, H, g, k.e.data(), bias + GH, k.h.data(), m, h, yt);
   }
   std::memcpy(hT, k.h.data(), state);
   if (k.lstm) std::memcpy(cT, k.c.data(), state);
@@ -337,25 +368,24 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
   std::memcpy(k.dh.data(), dhT, state);
   if (k.lstm) std::memcpy(dc, dcT, state);
   std::memset(db, 0, 4 * H * sizeof(float));
-  const std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, view(strided({B, GH}, {GH, 1}), k.e.data())},
-      {DNNL_ARG_WEIGHTS, k.wi_back},
-      {DNNL_ARG_DST, view(strided({B, H}, {H, 1}), k.dh.data())},
-      {DNNL_ARG_SCRATCHPAD, k.scratch}};
+  const memory de = view(strided({B, GH}, {GH, 1}), k.e.data());
+  const memory dh = view(strided({B, H}, {H, 1}), k.dh.data());
+  const StepCall step(k.step_back, {{DNNL_ARG_SRC, &de},
+                                    {DNNL_ARG_WEIGHTS, &k.wi_back},
+                                    {DNNL_ARG_DST, &dh},
+                                    {DNNL_ARG_SCRATCHPAD, &k.scratch}});
   for (int64_t n = T - 1; n >= 0; --n) {
     const int64_t t = k.reverse ? T - 1 - n : n, before = k.reverse ? t + 1 : t - 1;
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t row = b * T + t;
-      float *g = gates + row * GH, *de = k.e.data() + b * GH, *dh = k.dh.data() + b * H;
-      const float* dyt = dy + row * k.D * H;
-      if (k.lstm) {
-        const float* cp = n == 0 ? c0 + b * H : more + (b * T + before) * H;
-        lstm_cell_backward(g, de, more + row * H, cp, dyt, dh, dc + b * H, db, H);
-      } else {
-        gru_cell_backward(g, de, more + row * H, hs + row * H, dyt, dh, db, H);
-      }
+    float *g = gates + t * GH, *m = more + t * H;
+    const float* dyt = dy + t * k.D * H;
+    if (k.lstm) {
+      const bool first = n == 0;  // c_{t-1} is c0
+      lstm_step_backward(B, T, k.D, H, g, k.e.data(), m, first ? c0 : more + before * H,
+                         first ? H : T * H, dyt, k.dh.data(), dc, db);
+    } else {
+      gru_step_backward(B, T, k.D, H, g, k.e.data(), m, hs + t * H, dyt, k.dh.data(), db);
     }
-    k.step_back.execute(s, args);
+    step(s);
   }
   std::memcpy(dh0, k.dh.data(), state);
   if (k.lstm) std::memcpy(dc0, dc, state);
