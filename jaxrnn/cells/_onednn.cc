@@ -341,11 +341,11 @@ void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
   for (int64_t n = 0; n < T; ++n) {
     const int64_t t = k.reverse ? T - 1 - n : n;
     step(s);
-    float *g = gates + t * GH, *m = more + t * H, *h = hs + t * H, *yt = y + t * k.D * H;
+    float *g = gates + t * GH, *m = more + t * H, *hp = hs + t * H, *yt = y + t * k.D * H;
     if (k.lstm)
-      lstm_step(B, T, k.D, H, g, k.e.data(), k.c.data(), k.h.data(), m, h, yt);
+      lstm_step(B, T, k.D, H, g, k.e.data(), k.c.data(), k.h.data(), m, hp, yt);
     else
-      gru_step(B, T, k.D, H, g, k.e.data(), bias + GH, k.h.data(), m, h, yt);
+      gru_step(B, T, k.D, H, g, k.e.data(), bias + GH, k.h.data(), m, hp, yt);
   }
   std::memcpy(hT, k.h.data(), state);
   if (k.lstm) std::memcpy(cT, k.c.data(), state);
@@ -413,9 +413,10 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
 // ---------------------------------------------------------------------------------------
 
 // One workspace of a training plan: the buffer, the stamp of the forward call whose
-// workspace it holds (every training forward gets a new one), and whether a backward has
-// read it since (then a forward may take it; until then the data stays, so a backward
-// run twice with the same residuals still finds it). The buffer lives as long as the
+// workspace it holds (every training forward gets a new one; 0: none, as after its
+// backward, which overwrites the gates with their gradients, so that a backward run
+// twice with the same residuals runs the forward again), and whether a backward has
+// read it since (then a forward may take it). The buffer lives as long as the
 // plan: XLA would allocate the workspace afresh on every call, and the kernel zeroes
 // fresh pages on first touch (benchmarks/README.md).
 struct Slot {
