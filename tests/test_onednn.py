@@ -252,10 +252,9 @@ def test_layers_of_one_shape_keep_their_own_workspaces():
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_a_backward_finds_its_forward_after_other_calls(name):
     """A ``vjp`` called twice, and one kept while 9 other forwards of its shape run (more
-    than the 8 slots) and then called twice: each call gives float64's gradients. (The
-    LSTM's backward overwrites its workspace with the gates' gradients, so its second
-    call runs the forward again; the GRU's finds the workspace left as it was; a
-    workspace that other forwards took is computed again.)"""
+    than the 8 slots) and then called twice: each call gives float64's gradients. (A
+    backward overwrites its workspace with the gates' gradients, so a second call runs
+    the forward again, as it does for a workspace that other forwards took.)"""
     layer = _layer(name)
     params, x, hx = _inputs(layer)
 

@@ -727,7 +727,9 @@ Chunked chunked(int64_t kind, int64_t reverse_bits, bool training, Shape n) {
 using F32 = ffi::Buffer<ffi::F32>;
 using OutF32 = ffi::ResultBuffer<ffi::F32>;
 
-// The data pointers of one call that the forward and the backward both read.
+// The data pointers of one call: its inputs and the forward's outputs y, hT, cT (which the
+// forward writes; the backward reads none of them, and points them at scratch buffers
+// when it runs its forward again).
 struct Buffers {
   const void *x, *bias, *h0, *c0, *y, *hT, *cT;
 };

@@ -30,15 +30,15 @@ b_hn]`` (``b_hn`` stays inside the reset product, as in PyTorch).
 Differentiation. The forward call is a primitive whose JVP is a second primitive, the
 tangent map: linear in the tangents, evaluated (forward mode) by JAX's tangent of the
 XLA path, and transposed (reverse mode) by the backward call, which reuses the forward's
-workspace (gates and states of every step; the LSTM's backward overwrites its gates with
-their gradients, so a backward called again runs the forward again). The workspace stays
-on the C++ side, in buffers kept from call to call (XLA would allocate it afresh each
-time, and the kernel zero each fresh page); the forward returns a stamp by which the
-backward finds it, and the backward runs the forward again where another call has taken
-it. So ``jax.grad`` runs the custom forward and backward, and
-``jax.jvp``/``jax.jacfwd``/higher orders keep working through the XLA path. Batching:
-``vmap`` over the batch folds into oneDNN's batch dimension; a batched tangent,
-backward, or batched weights (``vmap`` over models) use the XLA path.
+workspace (gates and states of every step; the backward overwrites the gates with their
+gradients, so a backward called again runs the forward again). The workspace stays on
+the C++ side, in buffers kept from call to call (XLA would allocate it afresh each time,
+and the kernel zero each fresh page); the forward returns a stamp by which the backward
+finds it, and the backward runs the forward again where another call has taken it. So
+``jax.grad`` runs the custom forward and backward, and ``jax.jvp``/``jax.jacfwd``/higher
+orders keep working through the XLA path. Batching: ``vmap`` over the batch folds into
+oneDNN's batch dimension; a batched tangent, backward, or batched weights (``vmap`` over
+models) use the XLA path.
 
 An undifferentiated call runs oneDNN's inference forward, which keeps no workspace;
 under ``jax.grad`` the forward is our training forward, which keeps one.
