@@ -56,6 +56,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -107,8 +108,8 @@ dnnl::engine& cpu() {
 //   dx_t = da W_l^T.
 //
 // Workspace, rows b T + t (floats): the gates (Bc T, G H; the backward overwrites them
-// with da, or dz), one more (Bc T, H) (LSTM: c_t; GRU: q, then da_o r), and h_{t-1}
-// (Bc T, H).
+// with da, or dz, unless it keeps dz blocked: Kernel::blocked), one more (Bc T, H) (LSTM:
+// c_t; GRU: q, then da_o r), and h_{t-1} (Bc T, H).
 
 memory::desc strided(memory::dims dims, memory::dims strides) {
   return memory::desc(dims, dt::f32, strides);
@@ -196,18 +197,19 @@ JAXRNN_CLONES void gru_step(int64_t B, int64_t T, int64_t D, int64_t H, float* g
   }
 }
 
-// Their backward, rows as above. g: the gates in, da out; de + b G H: the recurrent
-// product's gradient out (contiguous, for the step's matmul); dy + b T D H; dh + b H: the
+// Their backward, rows as above. g: the gates in, da out (LSTM: to da + b da_stride,
+// over the gates or to one step's rows); de + b G H: the recurrent product's gradient out
+// (contiguous, for the step's matmul; the LSTM's is da); dy + b T D H; dh + b H: the
 // gradient of h_t from step t+1 in (GRU: dh u out, to which the step's matmul adds
 // de W_i^T); db (G H; GRU 4 H): added to. LSTM: more + b T H c_t, cp + b cp_stride
 // c_{t-1}, dc + b H dc_t in, dc_{t-1} out. GRU: more + b T H q in, da_o r out; hs + b T H
 // h_{t-1}.
-JAXRNN_CLONES void lstm_step_backward(int64_t B, int64_t T, int64_t D, int64_t H, float* g,
-                                      float* de, const float* more, const float* cp,
-                                      int64_t cp_stride, const float* dy, const float* dh,
-                                      float* dc, float* db) {
-  for (int64_t b = 0; b < B; ++b, g += T * 4 * H, de += 4 * H, more += T * H, cp += cp_stride,
-               dy += T * D * H, dh += H, dc += H) {
+JAXRNN_CLONES void lstm_step_backward(int64_t B, int64_t T, int64_t D, int64_t H,
+                                      const float* g, float* da, int64_t da_stride, float* de,
+                                      const float* more, const float* cp, int64_t cp_stride,
+                                      const float* dy, const float* dh, float* dc, float* db) {
+  for (int64_t b = 0; b < B; ++b, g += T * 4 * H, da += da_stride, de += 4 * H, more += T * H,
+               cp += cp_stride, dy += T * D * H, dh += H, dc += H) {
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       const float i = g[j], f = g[H + j], u = g[2 * H + j], o = g[3 * H + j];
@@ -216,8 +218,8 @@ JAXRNN_CLONES void lstm_step_backward(int64_t B, int64_t T, int64_t D, int64_t H
       const float di = dct * u * i * (1.0f - i), df = dct * cp[j] * f * (1.0f - f);
       const float du = dct * i * (1.0f - u * u), dout = dht * tc * o * (1.0f - o);
       dc[j] = dct * f;
-      g[j] = de[j] = di, g[H + j] = de[H + j] = df;
-      g[2 * H + j] = de[2 * H + j] = du, g[3 * H + j] = de[3 * H + j] = dout;
+      da[j] = de[j] = di, da[H + j] = de[H + j] = df;
+      da[2 * H + j] = de[2 * H + j] = du, da[3 * H + j] = de[3 * H + j] = dout;
       db[j] += di, db[H + j] += df, db[2 * H + j] += du, db[3 * H + j] += dout;
     }
   }
@@ -243,25 +245,57 @@ JAXRNN_CLONES void gru_step_backward(int64_t B, int64_t T, int64_t D, int64_t H,
 }
 #undef JAXRNN_CLONES
 
+// From this many bytes of gate gradients (B T G H floats) a chunk's backward keeps them
+// blocked (Kernel::blocked); jaxrnn_onednn_blocked changes it (for tests).
+std::atomic<int64_t> blocked_from{int64_t{8} << 20};
+std::atomic<int64_t> blocked_runs{0};  // backwards run blocked, for tests
+
 struct Kernel {
   bool lstm;
   int64_t T, B, I, H, D, G;  // B: the chunk's samples; D: layers sharing y (its stride)
   bool reverse;
   // dwi: the recurrent weights' gradient from the gates' rows (LSTM: all of it; GRU:
-  // u and r); dwi_o: the GRU's o columns, from the rows of da_o r.
-  dnnl::matmul in, step, step_back, dwi, dwi_o, dwl, dx;
-  memory wi_step, wi_back;  // W_i and W_i^T in the step matmuls' layouts
-  dnnl::reorder to_wi_step, to_wi_back;
+  // u and r); dwi_o: the GRU's o columns, from the rows of da_o r. dwl: the input
+  // weights' gradient. dx: all rows at once; dx_step: one step's (blocked).
+  dnnl::matmul in, step, step_back, dwi, dwi_o, dwl, dx, dx_step;
+  memory wi_step, wi_back, wl_back;  // W_i, W_i^T and W_l^T in the matmuls' layouts
+  dnnl::reorder to_wi_step, to_wi_back, to_wl_back;
   memory scratch;                    // all the matmuls' and reorders' scratchpad
   std::vector<float> e, h, c, dh;  // one step: e (B, G H); h, c (LSTM), dh (B, H)
+  // Blocked (an LSTM's large chunk): the backward writes the gates' gradients dz, rows
+  // b T + t, not over the gates but into ga, in the layout in which the weight-gradient
+  // matmuls read them as they are: blocks of KB rows and NB columns, NB columns
+  // contiguous, block (r, n) at r sK + n sN (oneDNN's BA16a64b on AVX-512). Given plain,
+  // each of those matmuls packs them first, from memory (26 MB at shape b, twice). dx is
+  // then a matmul per step, from the step's dz (e). The GRU's dW_i reads da_o r, not
+  // da_o, and brgemm declines the u, r columns' row-strided dW_i: blocked, it was 3-5 %
+  // slower (benchmarks/README.md), so it stays plain.
+  bool blocked = false;
+  int64_t KB = 0, NB = 0, sK = 0, sN = 0;
+  memory ga;
+  std::unique_ptr<char, void (*)(void*)> ga_buffer{nullptr, std::free};
   size_t workspace_bytes() const {
     return static_cast<size_t>(B * T * (G + 2) * H) * sizeof(float);
   }
   size_t bytes() const {
-    return scratch.get_desc().get_size() + wi_step.get_desc().get_size() +
-           wi_back.get_desc().get_size() + (e.size() + 3 * h.size()) * sizeof(float);
+    size_t n = scratch.get_desc().get_size() + wi_step.get_desc().get_size() +
+               wi_back.get_desc().get_size() + (e.size() + 3 * h.size()) * sizeof(float);
+    if (blocked) n += wl_back.get_desc().get_size() + ga.get_desc().get_size();
+    return n;
   }
 };
+
+// One step's rows src (B, G H) into the blocked matrix dst, at rows b T + t.
+void scatter(const Kernel& k, const float* src, const memory& dst, int64_t t) {
+  const int64_t GH = k.G * k.H;
+  float* const to = static_cast<float*>(dst.get_data_handle());
+  for (int64_t b = 0; b < k.B; ++b, src += GH) {
+    const int64_t r = b * k.T + t;
+    float* row = to + (r / k.KB) * k.sK + (r % k.KB) * k.NB;
+    for (int64_t n = 0; n < GH; n += k.NB)
+      std::memcpy(row + (n / k.NB) * k.sN, src + n, std::min(k.NB, GH - n) * sizeof(float));
+  }
+}
 
 std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, int64_t H,
                                     int64_t D, bool reverse) {
@@ -292,18 +326,50 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
   auto step = matmul(rows(B, H, H), any(H, GH), rows(B, GH, GH), nullptr, attr);
   auto back = matmul(rows(B, GH, GH), any(GH, H), rows(B, H, H), nullptr, lstm ? attr : add);
   k->step = dnnl::matmul(step), k->step_back = dnnl::matmul(back);
-  const int64_t gates_i = lstm ? GH : 2 * H;  // columns of dW_i from the gates' rows
-  k->dwi = dnnl::matmul(matmul(cols(H, M), rows(M, gates_i, GH), rows(H, gates_i, GH),
-                               nullptr, attr));
-  if (!lstm)
-    k->dwi_o = dnnl::matmul(matmul(cols(H, M), rows(M, H, H), rows(H, H, GH), nullptr, attr));
-  k->dwl = dnnl::matmul(matmul(cols(I, M), rows(M, GH, GH), rows(I, GH, GH), nullptr, attr));
-  k->dx = dnnl::matmul(matmul(rows(M, GH, GH), cols(GH, I), rows(M, I, I), nullptr, attr));
   auto reorder = [&](const memory::desc& from, const memory::desc& to) {
     auto pd = dnnl::reorder::primitive_desc(e, from, e, to, attr);
     scratch = std::max(scratch, pd.scratchpad_desc().get_size());
     return dnnl::reorder(pd);
   };
+  if (lstm && static_cast<int64_t>(M * GH * sizeof(float)) >= blocked_from.load()) {
+    // The layout in which oneDNN's brgemm matmul of dW_l reads dz unpacked, if it is two
+    // inner blocks (rows, then contiguous columns) and brgemm's dW_i reads it too.
+    auto lpd = matmul(cols(I, M), any(M, GH), rows(I, GH, GH), nullptr, attr);
+    const memory::desc z = lpd.weights_desc();
+    auto wpd = matmul(cols(H, M), z, rows(H, GH, GH), nullptr, attr);
+    const auto brgemm = [](const dnnl::matmul::primitive_desc& pd) {
+      return std::string(pd.impl_info_str()).rfind("brg", 0) == 0;
+    };
+    if (z.get_format_kind() == memory::format_kind::blocked && z.get_inner_nblks() == 2 &&
+        z.get_inner_idxs() == memory::dims{0, 1} && brgemm(lpd) && brgemm(wpd)) {
+      k->blocked = true;
+      k->dwi = dnnl::matmul(wpd), k->dwl = dnnl::matmul(lpd);
+      k->KB = z.get_inner_blks()[0], k->NB = z.get_inner_blks()[1];
+      k->sK = z.get_strides()[0], k->sN = z.get_strides()[1];
+      // 2 MiB pages (a row's blocks lie 1 page apart else); the padding (rows and columns
+      // past the matrix) stays zero.
+      constexpr size_t kHuge = size_t{2} << 20;
+      const size_t n = (z.get_size() + kHuge - 1) / kHuge * kHuge;
+      k->ga_buffer.reset(static_cast<char*>(std::aligned_alloc(kHuge, n)));
+      if (!k->ga_buffer) throw std::bad_alloc();
+      madvise(k->ga_buffer.get(), n, MADV_HUGEPAGE);
+      std::memset(k->ga_buffer.get(), 0, n);
+      k->ga = memory(z, e, k->ga_buffer.get());
+      auto dxs = matmul(rows(B, GH, GH), any(GH, I), rows(B, I, T * I), nullptr, attr);
+      k->dx_step = dnnl::matmul(dxs);
+      k->wl_back = memory(dxs.weights_desc(), e);
+      k->to_wl_back = reorder(cols(GH, I), dxs.weights_desc());
+    }
+  }
+  const int64_t gates_i = lstm ? GH : 2 * H;  // columns of dW_i from the gates' rows
+  if (!k->blocked) {
+    k->dwi = dnnl::matmul(matmul(cols(H, M), rows(M, gates_i, GH), rows(H, gates_i, GH),
+                                 nullptr, attr));
+    k->dwl = dnnl::matmul(matmul(cols(I, M), rows(M, GH, GH), rows(I, GH, GH), nullptr, attr));
+    k->dx = dnnl::matmul(matmul(rows(M, GH, GH), cols(GH, I), rows(M, I, I), nullptr, attr));
+  }
+  if (!lstm)
+    k->dwi_o = dnnl::matmul(matmul(cols(H, M), rows(M, H, H), rows(H, H, GH), nullptr, attr));
   k->wi_step = memory(step.weights_desc(), e), k->wi_back = memory(back.weights_desc(), e);
   k->to_wi_step = reorder(rows(H, GH, GH), step.weights_desc());
   k->to_wi_back = reorder(cols(GH, H), back.weights_desc());
@@ -351,9 +417,9 @@ void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
   if (k.lstm) std::memcpy(cT, k.c.data(), state);
 }
 
-// The chunk's backward from its forward's workspace ws (whose gates it overwrites). dy
-// like y; dhT dh0 (B,H), dcT dc0 (B,H; LSTM only); dx (B,T,I), dwl, dwi, db (4H) written
-// (not added to).
+// The chunk's backward from its forward's workspace ws (whose gates it overwrites unless
+// blocked). dy like y; dhT dh0 (B,H), dcT dc0 (B,H; LSTM only); dx (B,T,I), dwl, dwi, db
+// (4H) written (not added to).
 void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
                      const float* wi, const float* c0, float* ws, const float* dy,
                      const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
@@ -374,18 +440,38 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
                                     {DNNL_ARG_WEIGHTS, &k.wi_back},
                                     {DNNL_ARG_DST, &dh},
                                     {DNNL_ARG_SCRATCHPAD, &k.scratch}});
+  // Blocked: the step's rows of dx, from dz (e).
+  memory dx_t = view(strided({B, I}, {T * I, 1}), dx);
+  std::unique_ptr<StepCall> dx_step;
+  if (k.blocked) {
+    ++blocked_runs;
+    k.to_wl_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, I}, {1, GH}), wl)},
+                             {DNNL_ARG_TO, k.wl_back},
+                             {DNNL_ARG_SCRATCHPAD, k.scratch}});
+    dx_step.reset(new StepCall(k.dx_step, {{DNNL_ARG_SRC, &de},
+                                           {DNNL_ARG_WEIGHTS, &k.wl_back},
+                                           {DNNL_ARG_DST, &dx_t},
+                                           {DNNL_ARG_SCRATCHPAD, &k.scratch}}));
+  }
   for (int64_t n = T - 1; n >= 0; --n) {
     const int64_t t = k.reverse ? T - 1 - n : n, before = k.reverse ? t + 1 : t - 1;
     float *g = gates + t * GH, *m = more + t * H;
     const float* dyt = dy + t * k.D * H;
     if (k.lstm) {
       const bool first = n == 0;  // c_{t-1} is c0
-      lstm_step_backward(B, T, k.D, H, g, k.e.data(), m, first ? c0 : more + before * H,
-                         first ? H : T * H, dyt, k.dh.data(), dc, db);
+      float* const dz = k.blocked ? k.e.data() : g;  // de again, then into ga
+      lstm_step_backward(B, T, k.D, H, g, dz, k.blocked ? GH : T * GH, k.e.data(), m,
+                         first ? c0 : more + before * H, first ? H : T * H, dyt, k.dh.data(),
+                         dc, db);
+      if (k.blocked) scatter(k, k.e.data(), k.ga, t);
     } else {
       gru_step_backward(B, T, k.D, H, g, k.e.data(), m, hs + t * H, dyt, k.dh.data(), db);
     }
     step(s);
+    if (k.blocked) {
+      dx_t.set_data_handle(dx + t * I);
+      (*dx_step)(s);
+    }
   }
   std::memcpy(dh0, k.dh.data(), state);
   if (k.lstm) std::memcpy(dc0, dc, state);
@@ -393,7 +479,8 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
   const memory h_t = view(strided({H, M}, {1, H}), hs);
   const int64_t gates_i = k.lstm ? GH : 2 * H;
   k.dwi.execute(s, {{DNNL_ARG_SRC, h_t},
-                    {DNNL_ARG_WEIGHTS, view(strided({M, gates_i}, {GH, 1}), gates)},
+                    {DNNL_ARG_WEIGHTS,
+                     k.blocked ? k.ga : view(strided({M, gates_i}, {GH, 1}), gates)},
                     {DNNL_ARG_DST, view(strided({H, gates_i}, {GH, 1}), dwi)},
                     {DNNL_ARG_SCRATCHPAD, sp}});
   if (!k.lstm)
@@ -402,13 +489,14 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
                         {DNNL_ARG_DST, view(strided({H, H}, {GH, 1}), dwi + 2 * H)},
                         {DNNL_ARG_SCRATCHPAD, sp}});
   k.dwl.execute(s, {{DNNL_ARG_SRC, view(strided({I, M}, {1, I}), x)},
-                    {DNNL_ARG_WEIGHTS, da},
+                    {DNNL_ARG_WEIGHTS, k.blocked ? k.ga : da},
                     {DNNL_ARG_DST, view(strided({I, GH}, {GH, 1}), dwl)},
                     {DNNL_ARG_SCRATCHPAD, sp}});
-  k.dx.execute(s, {{DNNL_ARG_SRC, da},
-                   {DNNL_ARG_WEIGHTS, view(strided({GH, I}, {1, GH}), wl)},
-                   {DNNL_ARG_DST, view(strided({M, I}, {I, 1}), dx)},
-                   {DNNL_ARG_SCRATCHPAD, sp}});
+  if (!k.blocked)
+    k.dx.execute(s, {{DNNL_ARG_SRC, da},
+                     {DNNL_ARG_WEIGHTS, view(strided({GH, I}, {1, GH}), wl)},
+                     {DNNL_ARG_DST, view(strided({M, I}, {I, 1}), dx)},
+                     {DNNL_ARG_SCRATCHPAD, sp}});
 }
 // ---------------------------------------------------------------------------------------
 
@@ -960,6 +1048,14 @@ extern "C" int64_t jaxrnn_onednn_prepare(int64_t kind, int64_t reverse, bool tra
   } catch (const dnnl::error&) {
     return -1;
   }
+}
+
+// For tests: the gate gradients' bytes from which a chunk's backward keeps them blocked
+// (Kernel::blocked), set if `bytes` >= 0 (plans made before keep theirs); the old value,
+// and in `runs` how many chunks' backwards have run blocked.
+extern "C" int64_t jaxrnn_onednn_blocked(int64_t bytes, int64_t* runs) {
+  *runs = blocked_runs.load();
+  return bytes < 0 ? blocked_from.load() : blocked_from.exchange(bytes);
 }
 
 // The plan cache, for Python (plan_cache): set its byte limit (a negative value leaves

@@ -110,6 +110,8 @@ def _load():
     lib.jaxrnn_onednn_prepare.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_bool] + [
         ctypes.c_int64
     ] * 5
+    lib.jaxrnn_onednn_blocked.restype = ctypes.c_int64
+    lib.jaxrnn_onednn_blocked.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
     for name, symbol in (
         ("jaxrnn_onednn_forward", lib.JaxrnnOnednnForward),
         ("jaxrnn_onednn_backward", lib.JaxrnnOnednnBackward),
@@ -146,6 +148,32 @@ def plan_cache(limit: int | None = None) -> tuple[int, int, int]:
     out = [ctypes.c_int64() for _ in range(3)]
     lib.jaxrnn_onednn_plans(ctypes.c_int64(-1 if limit is None else limit), *map(ctypes.byref, out))
     return out[0].value, out[1].value, out[2].value
+
+
+def _blocked_runs() -> int:
+    """For tests: how many chunks' backwards have kept their gate gradients blocked
+    (``Kernel::blocked`` in ``_onednn.cc``)."""
+    runs = ctypes.c_int64()
+    _load().jaxrnn_onednn_blocked(-1, ctypes.byref(runs))
+    return runs.value
+
+
+@contextlib.contextmanager
+def _blocked_from(nbytes: int) -> Iterator[None]:
+    """For tests: inside, a chunk whose gate gradients take at least ``nbytes`` keeps them
+    blocked in its backward (``Kernel::blocked`` in ``_onednn.cc``; from 8 MiB otherwise).
+    The plans are dropped on entry and on exit, so that calls make theirs anew."""
+    lib = _load()
+    if lib is None:
+        raise RuntimeError("the oneDNN path is not built (jaxrnn.cells._onednn.available())")
+    limit, runs = plan_cache()[2], ctypes.c_int64()
+    before = lib.jaxrnn_onednn_blocked(nbytes, ctypes.byref(runs))
+    plan_cache(0), plan_cache(limit)
+    try:
+        yield
+    finally:
+        lib.jaxrnn_onednn_blocked(before, ctypes.byref(runs))
+        plan_cache(0), plan_cache(limit)
 
 
 def active() -> bool:
