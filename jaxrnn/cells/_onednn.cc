@@ -910,9 +910,9 @@ ffi::Error Forward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0
 }
 
 ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h0, F32 c0,
-                    F32 y, F32 hT, F32 cT, ffi::Buffer<ffi::U8> stamp_in, F32 dy, F32 dhT,
-                    F32 dcT, OutF32 dx, OutF32 dwl, OutF32 dwi, OutF32 dbias, OutF32 dh0,
-                    OutF32 dc0, int64_t kind, int64_t reverse) {
+                    ffi::Buffer<ffi::U8> stamp_in, F32 dy, F32 dhT, F32 dcT, OutF32 dx,
+                    OutF32 dwl, OutF32 dwi, OutF32 dbias, OutF32 dh0, OutF32 dc0,
+                    int64_t kind, int64_t reverse) {
   const Shape n = shape_of(x, h0);
   try {
     const Chunked c = chunked(kind, reverse, true, n);
@@ -931,9 +931,9 @@ ffi::Error Backward(ffi::ThreadPool pool, F32 x, F32 wl, F32 wi, F32 bias, F32 h
     for (auto& part : dxs) part.reset(new float[n_x]);  // every entry is written
     uint64_t stamp;
     std::memcpy(&stamp, stamp_in.untyped_data(), sizeof stamp);
-    const Buffers b{x.untyped_data(),  bias.untyped_data(), h0.untyped_data(),
-                    c0.untyped_data(), y.untyped_data(),    hT.untyped_data(),
-                    cT.untyped_data()};
+    // The outputs (y, hT, cT) only where the forward runs again, into scratch buffers.
+    const Buffers b{x.untyped_data(), bias.untyped_data(), h0.untyped_data(),
+                    c0.untyped_data(), nullptr, nullptr, nullptr};
     run_chunks(pool, c.parts.size(), [&](size_t j) {
       const Part& q = c.parts[j];
       Plan& p = *c.plans[j];
@@ -1015,9 +1015,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnForward, Forward,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnOnednnBackward, Backward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
-                                  .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()

@@ -278,12 +278,12 @@ def _reference(x, wl, wi, bias, h0, c0, *, spec, reverse):
 
 
 def _tangent_impl(*args, spec, reverse):
-    primals, tangents = args[:6], args[10:]
+    primals, tangents = args[:6], args[7:]
     return jax.jvp(functools.partial(_reference, spec=spec, reverse=reverse), primals, tangents)[1]
 
 
 def _backward_reference(*args, spec, reverse):
-    primals, cts = args[:6], args[10:]
+    primals, cts = args[:6], args[7:]
     _, vjp = jax.vjp(functools.partial(_reference, spec=spec, reverse=reverse), *primals)
     return vjp(tuple(cts))
 
@@ -350,8 +350,12 @@ _forward_impl = _custom_call("jaxrnn_onednn_forward", _forward_abstract)
 _backward_impl = _custom_call("jaxrnn_onednn_backward", _backward_abstract)
 
 
-def _tangent_abstract(*args, spec, reverse):
-    return [jax.core.ShapedArray(a.shape, a.dtype) for a in args[6:9]]
+def _tangent_abstract(x, wl, wi, bias, h0, c0, stamp, *tangents, spec, reverse):
+    """The tangents of ``y (B, T, D, H)``, ``hT`` and ``cT (D, B, H)``."""
+    B, T, _ = x.shape
+    D, _, H = h0.shape
+    state = jax.core.ShapedArray(h0.shape, x.dtype)
+    return [jax.core.ShapedArray((B, T, D, H), x.dtype), state, state]
 
 
 def _forward_reference(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
@@ -395,15 +399,17 @@ def _forward_jvp(primals, tangents, *, spec, reverse, training):
     # Differentiated: the training forward, whose workspace the backward reads.
     outs = forward_p.bind(*primals, spec=spec, reverse=reverse, training=True)
     tangents = [ad.instantiate_zeros(t) for t in tangents]
-    touts = tangent_p.bind(*primals, *outs, *tangents, spec=spec, reverse=reverse)
+    # The tangent map keeps the primals and the stamp (not y, hT, cT: the backward reads
+    # the forward's workspace), and so does its transpose, the backward call.
+    touts = tangent_p.bind(*primals, outs[3], *tangents, spec=spec, reverse=reverse)
     return outs, [*touts, ad.Zero(jax.typeof(outs[3]).to_tangent_aval())]
 
 
 def _tangent_transpose(cts, *args, spec, reverse):
-    residuals, linear = args[:10], args[10:]
+    residuals, linear = args[:7], args[7:]
     cts = [ad.instantiate_zeros(c) for c in cts]
     grads = backward_p.bind(*residuals, *cts, spec=spec, reverse=reverse)
-    return [None] * 10 + [g if ad.is_undefined_primal(a) else None for a, g in zip(linear, grads)]
+    return [None] * 7 + [g if ad.is_undefined_primal(a) else None for a, g in zip(linear, grads)]
 
 
 def _jvp_of(impl):
