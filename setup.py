@@ -2,7 +2,7 @@
 
 Everything else is in ``pyproject.toml``. The extension is optional: where it does not
 build (no C++ compiler, another platform than Linux x86-64), jaxrnn installs without it
-and runs every cell on XLA (``jaxrnn.cells._onednn.available()`` says which).
+and runs every cell on XLA (``jaxrnn.onednn.available()`` says which).
 """
 
 import importlib.metadata

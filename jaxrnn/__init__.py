@@ -6,10 +6,11 @@ whole-sequence path) and :mod:`jaxrnn.sequence` builds layers on it,
 ``jax.vmap`` batches it, :mod:`jaxrnn.nn` gives the PyTorch-shaped layers and
 :mod:`jaxrnn.grad` the gradient methods (BPTT, RTRL and the online approximations).
 Training (:mod:`jaxrnn.train`) and tasks (:mod:`jaxrnn.tasks`) are imported on demand;
-:mod:`jaxrnn.host` keeps freed host memory mapped for XLA:CPU (call it first).
+:mod:`jaxrnn.host` keeps freed host memory mapped for XLA:CPU (call it first);
+:mod:`jaxrnn.onednn` switches the LSTM and GRU's oneDNN path on CPU off and on.
 """
 
-from jaxrnn import cells, engine, grad, host, initializers, nn, sequence
+from jaxrnn import cells, engine, grad, host, initializers, nn, onednn, sequence
 from jaxrnn.base import Cell, Config, Layer, Projection
 from jaxrnn.cells import (
     ChoGRUParams,
@@ -145,6 +146,7 @@ __all__ = [
     "mixed_precision",
     "mlstm",
     "nn",
+    "onednn",
     "pad_sequences",
     "peephole_lstm",
     "recurrent",

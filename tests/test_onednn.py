@@ -351,8 +351,10 @@ def test_other_configurations_stay_on_xla():
     proj = jaxrnn.nn.LSTM(I, H, proj_size=2)
     p_proj = _cast(proj.init(jax.random.key(1)), F32)
     assert not _uses_onednn(lambda p, x: proj.apply(p, x)[0], p_proj, x)
-    with _onednn.disabled():
+    with jaxrnn.onednn.disabled():  # the public switch (jaxrnn/onednn.py)
+        assert not jaxrnn.onednn.active()
         assert not _uses_onednn(lambda p, x: layer.apply(p, x, hx)[0], params, x)
+    assert jaxrnn.onednn.active()
     assert _uses_onednn(lambda p, x: layer.apply(p, x, hx)[0], params, x)
 
 

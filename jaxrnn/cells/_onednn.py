@@ -125,6 +125,14 @@ def available() -> bool:
     return _load() is not None
 
 
+def _built():
+    """The loaded library; ``RuntimeError`` if it was not built."""
+    lib = _load()
+    if lib is None:
+        raise RuntimeError("the oneDNN path is not built (jaxrnn.onednn.available())")
+    return lib
+
+
 def plan_cache(limit: int | None = None) -> tuple[int, int, int]:
     """The oneDNN plans kept between calls: ``(plans, bytes, limit)``.
 
@@ -142,11 +150,9 @@ def plan_cache(limit: int | None = None) -> tuple[int, int, int]:
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a non-negative integer (bytes), got {limit!r}")
-    lib = _load()
-    if lib is None:
-        raise RuntimeError("the oneDNN path is not built (jaxrnn.cells._onednn.available())")
     out = [ctypes.c_int64() for _ in range(3)]
-    lib.jaxrnn_onednn_plans(ctypes.c_int64(-1 if limit is None else limit), *map(ctypes.byref, out))
+    limit_c = ctypes.c_int64(-1 if limit is None else limit)
+    _built().jaxrnn_onednn_plans(limit_c, *map(ctypes.byref, out))
     return out[0].value, out[1].value, out[2].value
 
 
@@ -154,7 +160,7 @@ def _blocked_runs() -> int:
     """For tests: how many chunks' backwards have kept their gate gradients blocked
     (``Kernel::blocked`` in ``_onednn.cc``)."""
     runs = ctypes.c_int64()
-    _load().jaxrnn_onednn_blocked(-1, ctypes.byref(runs))
+    _built().jaxrnn_onednn_blocked(-1, ctypes.byref(runs))
     return runs.value
 
 
@@ -163,9 +169,7 @@ def _blocked_from(nbytes: int) -> Iterator[None]:
     """For tests: inside, a chunk whose gate gradients take at least ``nbytes`` keeps them
     blocked in its backward (``Kernel::blocked`` in ``_onednn.cc``; from 8 MiB otherwise).
     The plans are dropped on entry and on exit, so that calls make theirs anew."""
-    lib = _load()
-    if lib is None:
-        raise RuntimeError("the oneDNN path is not built (jaxrnn.cells._onednn.available())")
+    lib = _built()
     limit, runs = plan_cache()[2], ctypes.c_int64()
     before = lib.jaxrnn_onednn_blocked(nbytes, ctypes.byref(runs))
     plan_cache(0), plan_cache(limit)
