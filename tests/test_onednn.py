@@ -96,9 +96,13 @@ def onednn_on():
         yield
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_outputs_states_and_gradients_equal_the_xla_path(name):
-    layer = _layer(name)
+@pytest.mark.parametrize(
+    "name, hidden", [(name, H) for name in sorted(CONFIGS)] + [("gru", 24), ("lstm", 24)]
+)
+def test_outputs_states_and_gradients_equal_the_xla_path(name, hidden):
+    """The cells' loops run over the samples below 16 units (H = 4), over the units from
+    16 (H = 24)."""
+    layer = _layer(name, hidden=hidden)
     params, x, hx = _inputs(layer)
     loss = _loss(layer)
     grad = jax.grad(loss, argnums=(0, 1, 2))
