@@ -221,20 +221,31 @@ def local(p, x):  # shard_map: each device its own shard, the gradient summed
 m = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("batch")), out_specs=(P(), P())))
 for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(m(params, x))):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+explicit = jax.make_mesh((4,), ("batch",), axis_types=(AxisType.Explicit,))
+with jax.set_mesh(explicit):  # sharding in types: the batch stays sharded through it
+    e_args = (jax.device_put(params, NamedSharding(explicit, P())),
+              jax.device_put(x, NamedSharding(explicit, P("batch"))))
+    e = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x)[0]))))
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(e(*e_args))):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+    assert jax.typeof(jax.jit(layer.apply)(*e_args)[0]).sharding.spec[0] == "batch"
+    e_text = e.lower(*e_args).as_text()
 for g, a in ((f, (params, x)), (f, args), (m, (params, x))):
     print("jaxrnn_onednn" in g.lower(*a).as_text())
+print("jaxrnn_onednn" in e_text)
 """
 
 
 def test_a_program_sharded_over_devices_takes_the_xla_path():
-    """jit over 4 devices with the batch sharded (as ``fit`` shards it): the custom call
-    has no partitioning rule, so that program lowers to the XLA path; inside
-    ``shard_map`` each device runs the custom call on its shard. Both give the
-    one-device program's value and gradients."""
+    """jit over 4 devices with the batch sharded (as ``fit`` shards it), on a mesh of
+    ``Auto`` or of ``Explicit`` axes: the custom call has no partitioning rule, so that
+    program lowers to the XLA path (with ``Explicit`` axes the outputs stay sharded over
+    the batch); inside ``shard_map`` each device runs the custom call on its shard. All
+    give the one-device program's value and gradients."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     out = subprocess.run([sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["True", "False", "True"]
+    assert out.stdout.split() == ["True", "False", "True", "False"]
 
 
 def test_the_plan_cache_is_bounded_and_rebuilds_dropped_plans():

@@ -276,9 +276,35 @@ def _reference(x, wl, wi, bias, h0, c0, *, spec, reverse):
             (h, s), ys = core(xs, w, h, c if lstm else None, None, None, None, None)
             return ys, h, s if lstm else jnp.zeros_like(h)
 
-        outs.append(jax.vmap(one)(x, h0[d], c0[d]))
+        outs.append(jax.vmap(one)(x, *(_batch_like(s[d], x) for s in (h0, c0))))
     y, hT, cT = zip(*outs)
     return jnp.stack(y, axis=2), jnp.stack(hT), jnp.stack(cT)
+
+
+def _batch_like(a, x):
+    """A state ``a (B, H)`` sharded over the batch as ``x (B, T, I)`` is, where ``x``'s
+    batch axis is sharded on an ``Explicit`` mesh axis: ``vmap`` wants its mapped axes
+    sharded alike."""
+    spec = jax.typeof(x).sharding.spec
+    if not spec or spec[0] is None or spec[0] == jax.typeof(a).sharding.spec[0]:
+        return a
+    return jax.sharding.reshard(a, jax.sharding.PartitionSpec(spec[0], None))
+
+
+def _aval(shape, dtype, x, batch_axis):
+    """The aval of a result: sharded over the batch (its axis ``batch_axis``; ``None``:
+    none) as ``x`` is over its axis 0, which matters on a mesh of ``Explicit`` axes."""
+    x = _typeof(x)
+    spec = [None] * len(shape)
+    if batch_axis is not None and len(x.sharding.spec):
+        spec[batch_axis] = x.sharding.spec[0]
+    sharding = x.sharding.update(spec=jax.sharding.PartitionSpec(*spec))
+    return jax.core.ShapedArray(shape, dtype, sharding=sharding)
+
+
+def _typeof(a):
+    """The aval of an array, tracer or aval."""
+    return a if isinstance(a, jax.core.ShapedArray) else jax.typeof(a)
 
 
 def _tangent_impl(*args, spec, reverse):
@@ -322,17 +348,17 @@ def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
     _prepare(spec, reverse, training, x, h0)
     B, T, _ = x.shape
     D, _, H = h0.shape
-    state = jax.core.ShapedArray(h0.shape, x.dtype)
+    state = _aval(h0.shape, x.dtype, x, 1)
     return [
-        jax.core.ShapedArray((B, T, D, H), x.dtype),
+        _aval((B, T, D, H), x.dtype, x, 0),
         state,
         state,
-        jax.core.ShapedArray((8,), jnp.uint8),
+        _aval((8,), jnp.uint8, x, None),
     ]
 
 
 def _backward_abstract(*args, spec, reverse):
-    return [jax.core.ShapedArray(a.shape, a.dtype) for a in args[:6]]
+    return [jax.core.ShapedArray(a.shape, a.dtype, sharding=_typeof(a).sharding) for a in args[:6]]
 
 
 def _custom_call(target: str, abstract):
@@ -358,8 +384,8 @@ def _tangent_abstract(x, wl, wi, bias, h0, c0, stamp, *tangents, spec, reverse):
     """The tangents of ``y (B, T, D, H)``, ``hT`` and ``cT (D, B, H)``."""
     B, T, _ = x.shape
     D, _, H = h0.shape
-    state = jax.core.ShapedArray(h0.shape, x.dtype)
-    return [jax.core.ShapedArray((B, T, D, H), x.dtype), state, state]
+    state = _aval(h0.shape, x.dtype, x, 1)
+    return [_aval((B, T, D, H), x.dtype, x, 0), state, state]
 
 
 def _forward_reference(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
@@ -370,21 +396,18 @@ def _forward_reference(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
 
 def _lowering(impl, reference):
     """Lower to the custom call, or to the XLA path in a program that XLA partitions over
-    several devices (``jit`` with arguments sharded on a mesh of ``Auto`` axes, as
-    :func:`jaxrnn.train.fit` shards batches): the custom call has no partitioning rule,
-    so XLA would run it on the whole batch on every device. (With ``Explicit`` axes the
-    custom call stays, replicated: the XLA path's layers do not trace there.)"""
+    several devices (``jit`` with arguments sharded on a mesh, as :func:`jaxrnn.train.fit`
+    shards batches, of ``Auto`` or ``Explicit`` axes): the custom call has no
+    partitioning rule, so XLA would run it on the whole batch on every device. (The
+    primitives' results are sharded over the batch as ``x`` is, ``_aval``, so that
+    ``Explicit`` axes keep the batch sharded through them.)"""
     call = mlir.lower_fun(impl, multiple_results=True)
     xla = mlir.lower_fun(reference, multiple_results=True)
 
     def rule(ctx, *args, **params):
         axes = ctx.module_context.axis_context
-        meshes = [getattr(getattr(a, "sharding", None), "mesh", None) for a in ctx.avals_in]
-        explicit = any(
-            jax.sharding.AxisType.Explicit in getattr(m, "axis_types", ()) for m in meshes
-        )
         spmd = getattr(axes, "num_devices", 1) > 1 and not hasattr(axes, "manual_axes")
-        return (xla if spmd and not explicit else call)(ctx, *args, **params)
+        return (xla if spmd else call)(ctx, *args, **params)
 
     return rule
 
