@@ -265,6 +265,19 @@ JAXRNN_CLONES void gru_step_backward(int64_t B, int64_t T, int64_t D, int64_t H,
 #undef JAXRNN_CELLS
 #undef JAXRNN_CLONES
 
+using Buffer = std::unique_ptr<char, void (*)(void*)>;
+
+// A buffer of at least `bytes` on 2 MiB pages (the first touch of each faults once instead
+// of 512 times); `bytes` is rounded up to what it holds.
+Buffer huge_buffer(size_t& bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+  Buffer buf(static_cast<char*>(std::aligned_alloc(kHuge, bytes)), std::free);
+  if (!buf) throw std::bad_alloc();
+  madvise(buf.get(), bytes, MADV_HUGEPAGE);
+  return buf;
+}
+
 // From this many bytes of gate gradients (B T G H floats) a chunk's backward keeps them
 // blocked (Kernel::blocked); jaxrnn_onednn_blocked changes it (for tests).
 std::atomic<int64_t> blocked_from{int64_t{8} << 20};
@@ -293,14 +306,15 @@ struct Kernel {
   bool blocked = false;
   int64_t KB = 0, NB = 0, sK = 0, sN = 0;
   memory ga;
-  std::unique_ptr<char, void (*)(void*)> ga_buffer{nullptr, std::free};
+  Buffer ga_buffer{nullptr, std::free};
+  size_t ga_bytes = 0;
   size_t workspace_bytes() const {
     return static_cast<size_t>(B * T * (G + 2) * H) * sizeof(float);
   }
   size_t bytes() const {
     size_t n = scratch.get_desc().get_size() + wi_step.get_desc().get_size() +
                wi_back.get_desc().get_size() + (e.size() + 3 * h.size()) * sizeof(float);
-    if (blocked) n += wl_back.get_desc().get_size() + ga.get_desc().get_size();
+    if (blocked) n += wl_back.get_desc().get_size() + ga_bytes;
     return n;
   }
 };
@@ -368,12 +382,9 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
       k->sK = z.get_strides()[0], k->sN = z.get_strides()[1];
       // 2 MiB pages (a row's blocks lie 1 page apart else); the padding (rows and columns
       // past the matrix) stays zero.
-      constexpr size_t kHuge = size_t{2} << 20;
-      const size_t n = (z.get_size() + kHuge - 1) / kHuge * kHuge;
-      k->ga_buffer.reset(static_cast<char*>(std::aligned_alloc(kHuge, n)));
-      if (!k->ga_buffer) throw std::bad_alloc();
-      madvise(k->ga_buffer.get(), n, MADV_HUGEPAGE);
-      std::memset(k->ga_buffer.get(), 0, n);
+      k->ga_bytes = z.get_size();
+      k->ga_buffer = huge_buffer(k->ga_bytes);
+      std::memset(k->ga_buffer.get(), 0, k->ga_bytes);
       k->ga = memory(z, e, k->ga_buffer.get());
       auto dxs = matmul(rows(B, GH, GH), any(GH, I), rows(B, I, T * I), nullptr, attr);
       k->dx_step = dnnl::matmul(dxs);
@@ -528,7 +539,7 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
 // plan: XLA would allocate the workspace afresh on every call, and the kernel zeroes
 // fresh pages on first touch (benchmarks/README.md).
 struct Slot {
-  std::unique_ptr<char, void (*)(void*)> buf{nullptr, std::free};
+  Buffer buf{nullptr, std::free};
   uint64_t stamp = 0;
   bool read = true;
 };
@@ -690,13 +701,9 @@ constexpr size_t kSlots = 8;
 
 // A new workspace slot of plan p (its lock held), counted in the cache's bytes.
 Slot& new_slot(Plan& p) {
-  constexpr size_t kHuge = size_t{2} << 20;
-  const size_t n = (p.workspace + kHuge - 1) / kHuge * kHuge;
+  size_t n = p.workspace;
   Slot slot;
-  slot.buf.reset(static_cast<char*>(std::aligned_alloc(kHuge, n)));
-  if (!slot.buf) throw std::bad_alloc();
-  // 2 MiB pages: the first touch of each faults once instead of 512 times.
-  madvise(slot.buf.get(), n, MADV_HUGEPAGE);
+  slot.buf = huge_buffer(n);
   {
     Plans& cache = plans();
     std::lock_guard<std::mutex> lock(cache.mutex);

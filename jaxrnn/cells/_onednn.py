@@ -346,15 +346,15 @@ def _forward_abstract(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
     """``y (B, T, D, H)``, ``hT``, ``cT (D, B, H)`` and the call's stamp (8 bytes: the
     backward finds the forward's workspace, kept by the C++ side, by it)."""
     _prepare(spec, reverse, training, x, h0)
+    return [*_outputs(x, h0), _aval((8,), jnp.uint8, x, None)]
+
+
+def _outputs(x, h0):
+    """The avals of ``y (B, T, D, H)``, ``hT`` and ``cT (D, B, H)`` (or their tangents)."""
     B, T, _ = x.shape
     D, _, H = h0.shape
     state = _aval(h0.shape, x.dtype, x, 1)
-    return [
-        _aval((B, T, D, H), x.dtype, x, 0),
-        state,
-        state,
-        _aval((8,), jnp.uint8, x, None),
-    ]
+    return [_aval((B, T, D, H), x.dtype, x, 0), state, state]
 
 
 def _backward_abstract(*args, spec, reverse):
@@ -381,11 +381,8 @@ _backward_impl = _custom_call("jaxrnn_onednn_backward", _backward_abstract)
 
 
 def _tangent_abstract(x, wl, wi, bias, h0, c0, stamp, *tangents, spec, reverse):
-    """The tangents of ``y (B, T, D, H)``, ``hT`` and ``cT (D, B, H)``."""
-    B, T, _ = x.shape
-    D, _, H = h0.shape
-    state = _aval(h0.shape, x.dtype, x, 1)
-    return [_aval((B, T, D, H), x.dtype, x, 0), state, state]
+    """The tangents of ``y``, ``hT`` and ``cT``."""
+    return _outputs(x, h0)
 
 
 def _forward_reference(x, wl, wi, bias, h0, c0, *, spec, reverse, training):
