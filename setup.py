@@ -45,11 +45,13 @@ setup(
             include_dirs=INCLUDE,
             library_dirs=LIBRARY,
             libraries=["dnnl"],
-            # -fno-trapping-math: the LSTM cell's loops vectorise (GCC if-converts them)
+            # -fno-trapping-math: the LSTM cell's loops vectorise (GCC if-converts them);
+            # -ffp-contract=fast: gemv()'s vector products and sums become FMAs
             extra_compile_args=[
                 "-std=c++17",
                 "-O2",
                 "-fno-trapping-math",
+                "-ffp-contract=fast",
                 "-fopenmp",
                 "-Wno-attributes",
             ],

@@ -129,10 +129,33 @@ def test_blocked_gate_gradients_equal_the_xla_path(name, hidden, blocked):
     layer = _layer(name, hidden=hidden)
     params, x, hx = _inputs(layer)
     grad = jax.jit(jax.grad(_loss(layer), argnums=(0, 1, 2)))
-    runs = _onednn._blocked_runs()
+    runs = _onednn._kernel_runs()[0]
     with _onednn._blocked_from(0):
         got = jax.block_until_ready(grad(params, x, hx))
-    assert _onednn._blocked_runs() - runs == blocked
+    assert _onednn._kernel_runs()[0] - runs == blocked
+    _close(got, grad(*_cast((params, x, hx), F64)))
+
+
+@pytest.mark.parametrize(
+    "name, hidden, calls", [("lstm", 40, 1), ("gru", 40, 1), ("gru-bi2", 24, 4)]
+)
+def test_one_sample_chunks_equal_the_xla_path(name, hidden, calls):
+    """A chunk of one sample runs its step products by hand (``gemv()`` in ``_onednn.cc``,
+    in blocks of 128, 64 and 16 columns, then one column at a time), in the inference
+    forward too: the LSTM at 40 units has 160 columns forward (128 + 16 + 16) and 40
+    backward (16 + 16 + 8), the GRU 120 (64 + 3 x 16 + 8) and 40. ``calls``: chunks per
+    forward (one per direction and layer), each run by gemv()."""
+    layer = _layer(name, hidden=hidden)
+    params, x, hx = _inputs(layer)
+    x, hx = x[:, :1], jax.tree_util.tree_map(lambda h: h[:, :1], hx)
+    grad = jax.jit(jax.grad(_loss(layer), argnums=(0, 1, 2)))
+    apply = jax.jit(layer.apply)
+    runs = _onednn._kernel_runs()[1]
+    ys = jax.block_until_ready(apply(params, x, hx))
+    assert _onednn._kernel_runs()[1] - runs == calls
+    got = jax.block_until_ready(grad(params, x, hx))
+    assert _onednn._kernel_runs()[1] - runs == 3 * calls
+    _close(ys, layer.apply(*_cast((params, x, hx), F64)))
     _close(got, grad(*_cast((params, x, hx), F64)))
 
 

@@ -1,7 +1,8 @@
 // The built-in LSTM and GRU on oneDNN, as XLA:CPU custom calls: the inference forward is
 // oneDNN's RNN primitive; the training forward and backward are ours (Kernel below:
 // oneDNN matmuls for the products, our loops for the cells; faster than oneDNN's RNN
-// primitive there, benchmarks/README.md).
+// primitive there, benchmarks/README.md), and so is a one-sample chunk's inference
+// forward (Kernel::gemv: the step products by hand).
 //
 // Two handlers, called from jaxrnn/cells/_onednn.py (which documents the layouts). D
 // layers of one kind read the same input x, each with its own weights, states and
@@ -10,15 +11,15 @@
 //   jaxrnn_onednn_forward(x (B,T,I), wl (D,I,G*H), wi (D,H,G*H), bias (D,G',H),
 //                         h0 (D,B,H), c0 (D,B,H))
 //       -> y (B,T,D,H), hT (D,B,H), cT (D,B,H), stamp (8,) u8
-//   jaxrnn_onednn_backward(x, wl, wi, bias, h0, c0, y, hT, cT, stamp,
+//   jaxrnn_onednn_backward(x, wl, wi, bias, h0, c0, stamp,
 //                          dy (B,T,D,H), dhT (D,B,H), dcT (D,B,H))
 //       -> dx (B,T,I) (summed over the D layers), dwl, dwi, dbias, dh0, dc0 (shapes of
 //          wl, wi, bias, h0, c0)
 //
 // attributes: kind (0: LSTM, gates i f g o, G' = 4; 1: oneDNN's linear-before-reset
 // GRU, gates u r o, G' = 4 with the extra recurrent bias of the candidate), reverse
-// (bit d set: layer d runs right to left), and the forward's training (false: oneDNN's
-// inference forward, no workspace, stamp 0). float32 only; c0, cT, dcT, dc0 are unused
+// (bit d set: layer d runs right to left), and the forward's training (false: the
+// inference forward, no workspace kept, stamp 0). float32 only; c0, cT, dcT, dc0 are unused
 // by the GRU (zeros out).
 //
 // Workspaces. A training forward keeps a workspace (gates and states of every step) for
@@ -262,6 +263,68 @@ JAXRNN_CLONES void gru_step_backward(int64_t B, int64_t T, int64_t D, int64_t H,
     for (int64_t j = 0; j < H; ++j) db[2 * H + j] += gb[2 * H + j], db[3 * H + j] += eb[2 * H + j];
   }
 }
+
+// The widths of gemv()'s column blocks: 8, 4 or 1 vectors of 16 floats, then the rest.
+template <typename F>
+void column_blocks(int64_t N, F block) {
+  int64_t n = 0;
+  for (const int64_t width : {128, 64, 16})
+    for (; n + width <= N; n += width) block(n, width);
+  if (n < N) block(n, N - n);
+}
+
+// w (K, N; element (k, n) at w + k rs + n cs) packed for gemv(): the columns in the
+// blocks of column_blocks(), each block's K rows contiguous, block (n, width) at
+// packed + n K, so that gemv() reads W as one stream.
+void pack(int64_t K, int64_t N, const float* w, int64_t rs, int64_t cs, float* packed) {
+  column_blocks(N, [&](int64_t n, int64_t width) {
+    float* to = packed + n * K;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < width; ++j) to[k * width + j] = w[k * rs + (n + j) * cs];
+  });
+}
+
+// y (N) = x (K) W (K, N; packed by pack()), or y += x W where `add`: one sample's step
+// product (Kernel::gemv), where oneDNN's matmul call costs about as much as the product.
+// Each block of columns is summed over the K rows in registers (in 2 or 4 chains where
+// the block is narrow, so that the adds overlap), the last N % 16 columns one at a time.
+typedef float Vec __attribute__((vector_size(64), aligned(4), may_alias));
+#define JAXRNN_GEMV_BLOCK(V, C)                                                     \
+  for (; n + 16 * (V) <= N; n += 16 * (V)) {                                        \
+    const float* p = w + n * K;                                                     \
+    Vec a[(C) * (V)] = {};                                                          \
+    int64_t k = 0;                                                                  \
+    for (; k + (C) <= K; k += (C), p += (C) * 16 * (V))                             \
+      _Pragma("GCC unroll 8") for (int c = 0; c < (C); ++c) {                       \
+        const Vec xk = Vec{} + x[k + c];                                            \
+        _Pragma("GCC unroll 8") for (int v = 0; v < (V); ++v)                       \
+          a[c * (V) + v] += xk * *reinterpret_cast<const Vec*>(p + (c * (V) + v) * 16); \
+      }                                                                             \
+    for (; k < K; ++k, p += 16 * (V)) {                                             \
+      const Vec xk = Vec{} + x[k];                                                  \
+      _Pragma("GCC unroll 8") for (int v = 0; v < (V); ++v)                         \
+        a[v] += xk * *reinterpret_cast<const Vec*>(p + 16 * v);                     \
+    }                                                                               \
+    _Pragma("GCC unroll 8") for (int v = 0; v < (V); ++v) {                         \
+      _Pragma("GCC unroll 4") for (int c = 1; c < (C); ++c) a[v] += a[c * (V) + v]; \
+      Vec* out = reinterpret_cast<Vec*>(y + n + 16 * v);                            \
+      *out = add ? *out + a[v] : a[v];                                              \
+    }                                                                               \
+  }
+JAXRNN_CLONES void gemv(int64_t K, int64_t N, const float* x, const float* w, float* y,
+                        bool add) {
+  int64_t n = 0;
+  JAXRNN_GEMV_BLOCK(8, 1)
+  JAXRNN_GEMV_BLOCK(4, 2)
+  JAXRNN_GEMV_BLOCK(1, 4)
+  const int64_t width = N - n;
+  for (int64_t j = 0; j < width; ++j) {
+    float sum = 0.0f;
+    for (int64_t k = 0; k < K; ++k) sum += x[k] * w[n * K + k * width + j];
+    y[n + j] = add ? y[n + j] + sum : sum;
+  }
+}
+#undef JAXRNN_GEMV_BLOCK
 #undef JAXRNN_CELLS
 #undef JAXRNN_CLONES
 
@@ -282,11 +345,22 @@ Buffer huge_buffer(size_t& bytes) {
 // blocked (Kernel::blocked); jaxrnn_onednn_blocked changes it (for tests).
 std::atomic<int64_t> blocked_from{int64_t{8} << 20};
 std::atomic<int64_t> blocked_runs{0};  // backwards run blocked, for tests
+std::atomic<int64_t> gemv_runs{0};     // forwards and backwards run by gemv(), for tests
+
+// Whether a chunk of B samples runs its step products with gemv(): one sample, up to
+// 512 KiB of W_i (0.3-0.6x the time of oneDNN's matmuls below 64 units, 0.9x at 128
+// (LSTM) and 192 (GRU), 1.0-1.1x from 1 MiB; benchmarks/README.md).
+bool gemv_for(int64_t B, int64_t G, int64_t H) {
+  return B == 1 && G * H * H * static_cast<int64_t>(sizeof(float)) <= int64_t{512} << 10;
+}
 
 struct Kernel {
   bool lstm;
   int64_t T, B, I, H, D, G;  // B: the chunk's samples; D: layers sharing y (its stride)
   bool reverse;
+  // One sample (B = 1): the step products are gemv() on W_i and W_i^T packed into w_gemv
+  // and w_gemv_back, not oneDNN matmuls (step, step_back and their weights unused).
+  bool gemv;
   // dwi: the recurrent weights' gradient from the gates' rows (LSTM: all of it; GRU:
   // u and r); dwi_o: the GRU's o columns, from the rows of da_o r. dwl: the input
   // weights' gradient. dx: all rows at once; dx_step: one step's (blocked).
@@ -294,6 +368,7 @@ struct Kernel {
   memory wi_step, wi_back, wl_back;  // W_i, W_i^T and W_l^T in the matmuls' layouts
   dnnl::reorder to_wi_step, to_wi_back, to_wl_back;
   memory scratch;                    // all the matmuls' and reorders' scratchpad
+  std::vector<float> w_gemv, w_gemv_back;
   std::vector<float> e, h, c, dh;  // one step: e (B, G H); h, c (LSTM), dh (B, H)
   // Blocked (an LSTM's large chunk): the backward writes the gates' gradients dz, rows
   // b T + t, not over the gates but into ga, in the layout in which the weight-gradient
@@ -337,6 +412,7 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
   const int64_t G = lstm ? 4 : 3, GH = G * H, M = B * T;
   k->lstm = lstm, k->T = T, k->B = B, k->I = I, k->H = H, k->D = D, k->G = G;
   k->reverse = reverse;
+  k->gemv = gemv_for(B, G, H);
   auto& e = cpu();
   dnnl::primitive_attr attr, add;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -404,6 +480,7 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
   k->wi_step = memory(step.weights_desc(), e), k->wi_back = memory(back.weights_desc(), e);
   k->to_wi_step = reorder(rows(H, GH, GH), step.weights_desc());
   k->to_wi_back = reorder(cols(GH, H), back.weights_desc());
+  if (k->gemv) k->w_gemv.resize(H * GH), k->w_gemv_back.resize(H * GH);
   k->scratch = memory(
       memory::desc({static_cast<int64_t>(std::max<size_t>(scratch, 1))}, dt::u8, tag::a), e);
   k->e.resize(B * GH), k->h.resize(B * H), k->c.resize(B * H), k->dh.resize(B * H);
@@ -419,9 +496,12 @@ void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
   const int64_t T = k.T, B = k.B, I = k.I, H = k.H, GH = k.G * H, M = B * T;
   float *gates = ws, *more = ws + M * GH, *hs = more + M * H;
   const size_t state = B * H * sizeof(float);
-  k.to_wi_step.execute(s, {{DNNL_ARG_FROM, view(strided({H, GH}, {GH, 1}), wi)},
-                           {DNNL_ARG_TO, k.wi_step},
-                           {DNNL_ARG_SCRATCHPAD, k.scratch}});
+  if (k.gemv)
+    ++gemv_runs, pack(H, GH, wi, GH, 1, k.w_gemv.data());
+  else
+    k.to_wi_step.execute(s, {{DNNL_ARG_FROM, view(strided({H, GH}, {GH, 1}), wi)},
+                             {DNNL_ARG_TO, k.wi_step},
+                             {DNNL_ARG_SCRATCHPAD, k.scratch}});
   k.in.execute(s, {{DNNL_ARG_SRC, view(strided({M, I}, {I, 1}), x)},
                    {DNNL_ARG_WEIGHTS, view(strided({I, GH}, {GH, 1}), wl)},
                    {DNNL_ARG_BIAS, view(strided({1, GH}, {GH, 1}), bias)},
@@ -437,7 +517,10 @@ void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
                                {DNNL_ARG_SCRATCHPAD, &k.scratch}});
   for (int64_t n = 0; n < T; ++n) {
     const int64_t t = k.reverse ? T - 1 - n : n;
-    step(s);
+    if (k.gemv)
+      gemv(H, GH, k.h.data(), k.w_gemv.data(), k.e.data(), false);
+    else
+      step(s);
     float *g = gates + t * GH, *m = more + t * H, *hp = hs + t * H, *yt = y + t * k.D * H;
     if (k.lstm)
       lstm_step(B, T, k.D, H, g, k.e.data(), k.c.data(), k.h.data(), m, hp, yt);
@@ -459,9 +542,12 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
   float *gates = ws, *more = ws + M * GH, *hs = more + M * H;
   const size_t state = B * H * sizeof(float);
   float* dc = k.c.data();
-  k.to_wi_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, H}, {1, GH}), wi)},
-                           {DNNL_ARG_TO, k.wi_back},
-                           {DNNL_ARG_SCRATCHPAD, k.scratch}});
+  if (k.gemv)
+    ++gemv_runs, pack(GH, H, wi, 1, GH, k.w_gemv_back.data());
+  else
+    k.to_wi_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, H}, {1, GH}), wi)},
+                             {DNNL_ARG_TO, k.wi_back},
+                             {DNNL_ARG_SCRATCHPAD, k.scratch}});
   std::memcpy(k.dh.data(), dhT, state);
   if (k.lstm) std::memcpy(dc, dcT, state);
   std::memset(db, 0, 4 * H * sizeof(float));
@@ -498,7 +584,10 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
     } else {
       gru_step_backward(B, T, k.D, H, g, k.e.data(), m, hs + t * H, dyt, k.dh.data(), db);
     }
-    step(s);
+    if (k.gemv)  // the GRU's adds to dh u
+      gemv(GH, H, k.e.data(), k.w_gemv_back.data(), k.dh.data(), !k.lstm);
+    else
+      step(s);
     if (k.blocked) {
       dx_t.set_data_handle(dx + t * I);
       (*dx_step)(s);
@@ -550,16 +639,17 @@ struct Slot {
 struct Plan {
   std::mutex mutex;
   bool lstm;
-  std::unique_ptr<Kernel> kernel;  // training
-  size_t workspace = 0;            // training: bytes of one workspace
-  // inference:
+  std::unique_ptr<Kernel> kernel;  // training, or one sample (gemv_for)
+  size_t workspace = 0;            // with a kernel: bytes of one workspace
+  // inference without a kernel:
   memory::desc x, state, wl, wi, bias, y;
   dnnl::primitive fwd;
   memory::desc wl_fwd, wi_fwd;
   memory wl_f, wi_f;  // the weights in the primitive's layouts
   dnnl::reorder to_wl_f, to_wi_f;
   memory scratch;  // user scratchpad of the primitive and reorders
-  // A training plan's workspaces (what a forward keeps for its backward; see Slot).
+  // A training plan's workspaces (what a forward keeps for its backward; see Slot); an
+  // inference plan with a kernel has one, unstamped.
   std::vector<Slot> slots;
   size_t bytes = 0;    // what the plan holds: scratchpad, weight buffers, workspaces
   bool cached = true;  // in the cache (its bytes counted there); `bytes` and `cached`
@@ -590,7 +680,9 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   const bool lstm = kind == 0;
   const int64_t G = lstm ? 4 : 3;
   p->lstm = lstm;
-  if (training) {
+  // Training, or one sample where gemv() runs its steps (inference too: 0.8x the time of
+  // oneDNN's inference forward at 64 units).
+  if (training || gemv_for(Bc, G, H)) {
     p->kernel = make_kernel(lstm, T, Bc, I, H, D, reverse);
     p->workspace = p->kernel->workspace_bytes();
     p->bytes = p->kernel->bytes();
@@ -861,13 +953,15 @@ Offsets offsets(Shape n, const Part& q) {
           (q.b0 * n.T * n.D + q.d) * n.H * f};
 }
 
-// Part q's forward (p's lock held): our training forward into workspace `ws`, or (an
-// inference plan, `ws` null) oneDNN's inference forward.
+// Part q's forward (p's lock held): our forward into workspace `ws` (training), or, with
+// `ws` null, an inference plan's: ours into its one workspace where it has a kernel (one
+// sample, Kernel::gemv), oneDNN's inference forward else.
 void forward(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
              const void* wi, const Slot* ws) {
   dnnl::stream s(cpu());
   const Offsets o = offsets(n, q);
   if (p.kernel) {
+    if (!ws) ws = p.slots.empty() ? &new_slot(p) : &p.slots[0];  // inference: unstamped
     const int64_t G = p.kernel->G * n.H;
     kernel_forward(*p.kernel, s, floats(b.x, o.x), floats(wl, 0) + q.d * n.I * G,
                    floats(wi, 0) + q.d * n.H * G, floats(b.bias, 0) + q.d * 4 * n.H,
@@ -1078,7 +1172,7 @@ extern "C" int64_t jaxrnn_onednn_prepare(int64_t kind, int64_t reverse, bool tra
 // (Kernel::blocked), set if `bytes` >= 0 (plans made before keep theirs); the old value,
 // and in `runs` how many chunks' backwards have run blocked.
 extern "C" int64_t jaxrnn_onednn_blocked(int64_t bytes, int64_t* runs) {
-  *runs = blocked_runs.load();
+  runs[0] = blocked_runs.load(), runs[1] = gemv_runs.load();
   return bytes < 0 ? blocked_from.load() : blocked_from.exchange(bytes);
 }
 

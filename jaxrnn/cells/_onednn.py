@@ -9,7 +9,9 @@ bidirectional layer in one call (:func:`sequences`; one direction per core on 2 
 The inference forward is oneDNN's RNN primitive; the training forward and backward are
 our own loop over oneDNN matmuls (the two recurrent products per step, every other
 product one matmul over all steps, the cells' arithmetic in vectorised C++), faster than
-oneDNN's RNN primitive there (``benchmarks/README.md``):
+oneDNN's RNN primitive there (``benchmarks/README.md``). A chunk of one sample runs its
+step products by hand instead of by oneDNN (whose call costs as much as the product
+there), its inference forward too (``gemv`` in ``_onednn.cc``):
 
 - on by default; off with ``JAXRNN_ONEDNN=0`` in the environment when jaxrnn is
   imported, or inside :func:`disabled` (:func:`enabled` turns it back on);
@@ -40,8 +42,9 @@ orders keep working through the XLA path. Batching: ``vmap`` over the batch fold
 oneDNN's batch dimension; a batched tangent, backward, or batched weights (``vmap`` over
 models) use the XLA path.
 
-An undifferentiated call runs oneDNN's inference forward, which keeps no workspace;
-under ``jax.grad`` the forward is our training forward, which keeps one.
+An undifferentiated call runs oneDNN's inference forward, which keeps no workspace
+(one sample: ours, into one workspace per plan); under ``jax.grad`` the forward is our
+training forward, which keeps one per call (up to 8 per plan).
 
 A program that XLA partitions over several devices (``jit`` with sharded arguments on a
 mesh of ``Auto`` axes, as :func:`jaxrnn.train.fit` on a mesh) lowers these primitives to
@@ -156,12 +159,13 @@ def plan_cache(limit: int | None = None) -> tuple[int, int, int]:
     return out[0].value, out[1].value, out[2].value
 
 
-def _blocked_runs() -> int:
+def _kernel_runs() -> tuple[int, int]:
     """For tests: how many chunks' backwards have kept their gate gradients blocked
-    (``Kernel::blocked`` in ``_onednn.cc``)."""
-    runs = ctypes.c_int64()
-    _built().jaxrnn_onednn_blocked(-1, ctypes.byref(runs))
-    return runs.value
+    (``Kernel::blocked`` in ``_onednn.cc``), and how many chunks' forwards and backwards
+    have run their step products by ``gemv()`` (``Kernel::gemv``), so far."""
+    runs = (ctypes.c_int64 * 2)()
+    _built().jaxrnn_onednn_blocked(-1, runs)
+    return runs[0], runs[1]
 
 
 @contextlib.contextmanager
@@ -170,13 +174,13 @@ def _blocked_from(nbytes: int) -> Iterator[None]:
     blocked in its backward (``Kernel::blocked`` in ``_onednn.cc``; from 8 MiB otherwise).
     The plans are dropped on entry and on exit, so that calls make theirs anew."""
     lib = _built()
-    limit, runs = plan_cache()[2], ctypes.c_int64()
-    before = lib.jaxrnn_onednn_blocked(nbytes, ctypes.byref(runs))
+    limit, runs = plan_cache()[2], (ctypes.c_int64 * 2)()
+    before = lib.jaxrnn_onednn_blocked(nbytes, runs)
     plan_cache(0), plan_cache(limit)
     try:
         yield
     finally:
-        lib.jaxrnn_onednn_blocked(before, ctypes.byref(runs))
+        lib.jaxrnn_onednn_blocked(before, runs)
         plan_cache(0), plan_cache(limit)
 
 
