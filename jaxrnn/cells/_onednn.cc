@@ -8,7 +8,7 @@
 // layers of one kind read the same input x, each with its own weights, states and
 // direction (D = 2: the two directions of a bidirectional layer, in one call):
 //
-//   jaxrnn_onednn_forward(x (B,T,I), wl (D,I,G*H), wi (D,H,G*H), bias (D,G',H),
+//   jaxrnn_onednn_forward(x (B,T,I), wl (D,G*H,I), wi (D,G*H,H), bias (D,G',H),
 //                         h0 (D,B,H), c0 (D,B,H))
 //       -> y (B,T,D,H), hT (D,B,H), cT (D,B,H), stamp (8,) u8
 //   jaxrnn_onednn_backward(x, wl, wi, bias, h0, c0, stamp,
@@ -16,8 +16,9 @@
 //       -> dx (B,T,I) (summed over the D layers), dwl, dwi, dbias, dh0, dc0 (shapes of
 //          wl, wi, bias, h0, c0)
 //
-// attributes: kind (0: LSTM, gates i f g o, G' = 4; 1: oneDNN's linear-before-reset
-// GRU, gates u r o, G' = 4 with the extra recurrent bias of the candidate), reverse
+// (wl, wi: PyTorch's weight_ih, weight_hh.) attributes: kind (0: LSTM, gates i f g o,
+// G' = 4; 1: the linear-before-reset GRU, gates r z n as PyTorch's, G' = 4 with the
+// extra recurrent bias of the candidate), reverse
 // (bit d set: layer d runs right to left), and the forward's training (false: the
 // inference forward, no workspace kept, stamp 0). float32 only; c0, cT, dcT, dc0 are unused
 // by the GRU (zeros out).
@@ -98,15 +99,20 @@ dnnl::engine& cpu() {
 //   db = sum_t dz_t,  dx_t = dz_t W_l^T.
 //
 // GRU, oneDNN's linear-before-reset form (PyTorch's GRU; jaxrnn/cells/gru.py), gates
-// u r o (PyTorch's z r n), bias (b_u, b_r, b_o, b_hn):
+// in PyTorch's order r u o (its r z n), bias (b_r, b_u, b_o, b_hn):
 //
 //   a = x_t W_l + (b_u b_r b_o),  e = h_{t-1} W_i,  u = s(a_u + e_u),  r = s(a_r + e_r),
 //   q = e_o + b_hn,  o = tanh(a_o + r q),  h_t = u h_{t-1} + (1 - u) o;
 //
 //   backward: da_o = dh (1 - u) (1 - o^2),  da_u = dh (h_{t-1} - o) u (1 - u),
-//   da_r = da_o q r (1 - r),  de = (da_u, da_r, da_o r),  dh_{t-1} = dh u + de W_i^T,
+//   da_r = da_o q r (1 - r),  de = (da_r, da_u, da_o r),  dh_{t-1} = dh u + de W_i^T,
 //   dW_l = sum_t x_t^T da,  dW_i = sum_t h_{t-1}^T de,  db = sum_t (da, da_o r),
 //   dx_t = da W_l^T.
+//
+// The weights come and go in PyTorch's layout, W_l^T = W_ih (G H, I) and W_i^T = W_hh
+// (G H, H) row-major: the matmuls read them transposed or reordered, and the weight
+// gradients are reordered into it at the end (XLA's transposes of them took up to 9 %
+// of a bidirectional layer's forward, benchmarks/README.md).
 //
 // Workspace, rows b T + t (floats): the gates (Bc T, G H; the backward overwrites them
 // with da, or dz, unless it keeps dz blocked: Kernel::blocked), one more (Bc T, H) (LSTM:
@@ -201,10 +207,10 @@ JAXRNN_CLONES void gru_step(int64_t B, int64_t T, int64_t D, int64_t H, float* g
   JAXRNN_CELLS(
     float* gb = g + b * sg;
     const float* eb = e + b * 3 * H;
-    const float u = sigmoid_(gb[j] + eb[j]), r = sigmoid_(gb[H + j] + eb[H + j]);
+    const float r = sigmoid_(gb[j] + eb[j]), u = sigmoid_(gb[H + j] + eb[H + j]);
     const float q = eb[2 * H + j] + bhn[j], o = tanh_(gb[2 * H + j] + r * q);
     const float ht = u * h[b * H + j] + (1.0f - u) * o;
-    gb[j] = u, gb[H + j] = r, gb[2 * H + j] = o;
+    gb[j] = r, gb[H + j] = u, gb[2 * H + j] = o;
     hs[b * sm + j] = h[b * H + j], more[b * sm + j] = q;
     h[b * H + j] = ht, y[b * sy + j] = ht;
   )
@@ -246,16 +252,16 @@ JAXRNN_CLONES void gru_step_backward(int64_t B, int64_t T, int64_t D, int64_t H,
   JAXRNN_CELLS(
     float* gb = g + b * sg;
     float* eb = de + b * 3 * H;
-    const float u = gb[j], r = gb[H + j], o = gb[2 * H + j];
+    const float r = gb[j], u = gb[H + j], o = gb[2 * H + j];
     const float dht = dy[b * sy + j] + dh[b * H + j];
     const float dout = dht * (1.0f - u) * (1.0f - o * o);
     const float du = dht * (hs[b * sm + j] - o) * u * (1.0f - u);
     const float dr = dout * more[b * sm + j] * r * (1.0f - r), dor = dout * r;
-    gb[j] = eb[j] = du, gb[H + j] = eb[H + j] = dr, gb[2 * H + j] = dout;
+    gb[j] = eb[j] = dr, gb[H + j] = eb[H + j] = du, gb[2 * H + j] = dout;
     more[b * sm + j] = eb[2 * H + j] = dor;
     dh[b * H + j] = dht * u;
   )
-  for (int64_t b = 0; b < B; ++b) {  // db: (du, dr, dout, dor)
+  for (int64_t b = 0; b < B; ++b) {  // db: (dr, du, dout, dor)
     const float *gb = g + b * sg, *eb = de + b * 3 * H;
 #pragma omp simd
     for (int64_t k = 0; k < 2 * H; ++k) db[k] += eb[k];
@@ -362,11 +368,13 @@ struct Kernel {
   // and w_gemv_back, not oneDNN matmuls (step, step_back and their weights unused).
   bool gemv;
   // dwi: the recurrent weights' gradient from the gates' rows (LSTM: all of it; GRU:
-  // u and r); dwi_o: the GRU's o columns, from the rows of da_o r. dwl: the input
-  // weights' gradient. dx: all rows at once; dx_step: one step's (blocked).
+  // r and u); dwi_o: the GRU's o columns, from the rows of da_o r. dwl: the input
+  // weights' gradient. dx: all rows at once; dx_step: one step's (blocked). dW_i and
+  // dW_l are made (H, G H) and (I, G H) in dw, then reordered into PyTorch's layout.
   dnnl::matmul in, step, step_back, dwi, dwi_o, dwl, dx, dx_step;
   memory wi_step, wi_back, wl_back;  // W_i, W_i^T and W_l^T in the matmuls' layouts
-  dnnl::reorder to_wi_step, to_wi_back, to_wl_back;
+  dnnl::reorder to_wi_step, to_wi_back, to_wl_back, from_dwi, from_dwl;
+  std::vector<float> dw;  // (H + I, G H): dW_i, then dW_l
   memory scratch;                    // all the matmuls' and reorders' scratchpad
   std::vector<float> w_gemv, w_gemv_back;
   std::vector<float> e, h, c, dh;  // one step: e (B, G H); h, c (LSTM), dh (B, H)
@@ -388,7 +396,9 @@ struct Kernel {
   }
   size_t bytes() const {
     size_t n = scratch.get_desc().get_size() + wi_step.get_desc().get_size() +
-               wi_back.get_desc().get_size() + (e.size() + 3 * h.size()) * sizeof(float);
+               wi_back.get_desc().get_size() +
+               (e.size() + 3 * h.size() + w_gemv.size() + w_gemv_back.size() + dw.size()) *
+                   sizeof(float);
     if (blocked) n += wl_back.get_desc().get_size() + ga_bytes;
     return n;
   }
@@ -432,7 +442,7 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
   auto cols = [](int64_t m, int64_t n) { return strided({m, n}, {1, m}); };  // transposed
   const auto any = [](int64_t m, int64_t n) { return memory::desc({m, n}, dt::f32, tag::any); };
   const auto bias = rows(1, GH, GH);
-  k->in = dnnl::matmul(matmul(rows(M, I, I), rows(I, GH, GH), rows(M, GH, GH), &bias, attr));
+  k->in = dnnl::matmul(matmul(rows(M, I, I), cols(I, GH), rows(M, GH, GH), &bias, attr));
   auto step = matmul(rows(B, H, H), any(H, GH), rows(B, GH, GH), nullptr, attr);
   auto back = matmul(rows(B, GH, GH), any(GH, H), rows(B, H, H), nullptr, lstm ? attr : add);
   k->step = dnnl::matmul(step), k->step_back = dnnl::matmul(back);
@@ -441,6 +451,9 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
     scratch = std::max(scratch, pd.scratchpad_desc().get_size());
     return dnnl::reorder(pd);
   };
+  k->from_dwi = reorder(rows(H, GH, GH), cols(H, GH));
+  k->from_dwl = reorder(rows(I, GH, GH), cols(I, GH));
+  k->dw.resize((H + I) * GH);
   if (lstm && static_cast<int64_t>(M * GH * sizeof(float)) >= blocked_from.load()) {
     // The layout in which oneDNN's brgemm matmul of dW_l reads dz unpacked, if it is two
     // inner blocks (rows, then contiguous columns) and brgemm's dW_i reads it too.
@@ -465,7 +478,7 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
       auto dxs = matmul(rows(B, GH, GH), any(GH, I), rows(B, I, T * I), nullptr, attr);
       k->dx_step = dnnl::matmul(dxs);
       k->wl_back = memory(dxs.weights_desc(), e);
-      k->to_wl_back = reorder(cols(GH, I), dxs.weights_desc());
+      k->to_wl_back = reorder(rows(GH, I, I), dxs.weights_desc());
     }
   }
   const int64_t gates_i = lstm ? GH : 2 * H;  // columns of dW_i from the gates' rows
@@ -473,13 +486,13 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
     k->dwi = dnnl::matmul(matmul(cols(H, M), rows(M, gates_i, GH), rows(H, gates_i, GH),
                                  nullptr, attr));
     k->dwl = dnnl::matmul(matmul(cols(I, M), rows(M, GH, GH), rows(I, GH, GH), nullptr, attr));
-    k->dx = dnnl::matmul(matmul(rows(M, GH, GH), cols(GH, I), rows(M, I, I), nullptr, attr));
+    k->dx = dnnl::matmul(matmul(rows(M, GH, GH), rows(GH, I, I), rows(M, I, I), nullptr, attr));
   }
   if (!lstm)
     k->dwi_o = dnnl::matmul(matmul(cols(H, M), rows(M, H, H), rows(H, H, GH), nullptr, attr));
   k->wi_step = memory(step.weights_desc(), e), k->wi_back = memory(back.weights_desc(), e);
-  k->to_wi_step = reorder(rows(H, GH, GH), step.weights_desc());
-  k->to_wi_back = reorder(cols(GH, H), back.weights_desc());
+  k->to_wi_step = reorder(cols(H, GH), step.weights_desc());
+  k->to_wi_back = reorder(rows(GH, H, H), back.weights_desc());
   if (k->gemv) k->w_gemv.resize(H * GH), k->w_gemv_back.resize(H * GH);
   k->scratch = memory(
       memory::desc({static_cast<int64_t>(std::max<size_t>(scratch, 1))}, dt::u8, tag::a), e);
@@ -487,9 +500,9 @@ std::unique_ptr<Kernel> make_kernel(bool lstm, int64_t T, int64_t B, int64_t I, 
   return k;
 }
 
-// The chunk's forward into workspace ws. x (B,T,I), wl (I,GH), wi (H,GH), bias (LSTM 4H,
-// GRU 4H: b_u b_r b_o b_hn), h0 hT (B,H), c0 cT (B,H; LSTM only), y: sample b's step t
-// at y + (b T + t) D H.
+// The chunk's forward into workspace ws. x (B,T,I), wl = W_ih (GH,I), wi = W_hh (GH,H),
+// bias (LSTM 4H, GRU 4H: b_r b_u b_o b_hn), h0 hT (B,H), c0 cT (B,H; LSTM only), y:
+// sample b's step t at y + (b T + t) D H.
 void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
                     const float* wi, const float* bias, const float* h0, const float* c0,
                     float* y, float* hT, float* cT, float* ws) {
@@ -497,13 +510,13 @@ void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
   float *gates = ws, *more = ws + M * GH, *hs = more + M * H;
   const size_t state = B * H * sizeof(float);
   if (k.gemv)
-    ++gemv_runs, pack(H, GH, wi, GH, 1, k.w_gemv.data());
+    ++gemv_runs, pack(H, GH, wi, 1, H, k.w_gemv.data());
   else
-    k.to_wi_step.execute(s, {{DNNL_ARG_FROM, view(strided({H, GH}, {GH, 1}), wi)},
+    k.to_wi_step.execute(s, {{DNNL_ARG_FROM, view(strided({H, GH}, {1, H}), wi)},
                              {DNNL_ARG_TO, k.wi_step},
                              {DNNL_ARG_SCRATCHPAD, k.scratch}});
   k.in.execute(s, {{DNNL_ARG_SRC, view(strided({M, I}, {I, 1}), x)},
-                   {DNNL_ARG_WEIGHTS, view(strided({I, GH}, {GH, 1}), wl)},
+                   {DNNL_ARG_WEIGHTS, view(strided({I, GH}, {1, I}), wl)},
                    {DNNL_ARG_BIAS, view(strided({1, GH}, {GH, 1}), bias)},
                    {DNNL_ARG_DST, view(strided({M, GH}, {GH, 1}), gates)},
                    {DNNL_ARG_SCRATCHPAD, k.scratch}});
@@ -532,8 +545,8 @@ void kernel_forward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
 }
 
 // The chunk's backward from its forward's workspace ws (whose gates it overwrites unless
-// blocked). dy like y; dhT dh0 (B,H), dcT dc0 (B,H; LSTM only); dx (B,T,I), dwl, dwi, db
-// (4H) written (not added to).
+// blocked). dy like y; dhT dh0 (B,H), dcT dc0 (B,H; LSTM only); dx (B,T,I), dwl, dwi
+// (the layouts of wl, wi), db (4H) written (not added to).
 void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl,
                      const float* wi, const float* c0, float* ws, const float* dy,
                      const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
@@ -543,9 +556,9 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
   const size_t state = B * H * sizeof(float);
   float* dc = k.c.data();
   if (k.gemv)
-    ++gemv_runs, pack(GH, H, wi, 1, GH, k.w_gemv_back.data());
+    ++gemv_runs, pack(GH, H, wi, H, 1, k.w_gemv_back.data());
   else
-    k.to_wi_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, H}, {1, GH}), wi)},
+    k.to_wi_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, H}, {H, 1}), wi)},
                              {DNNL_ARG_TO, k.wi_back},
                              {DNNL_ARG_SCRATCHPAD, k.scratch}});
   std::memcpy(k.dh.data(), dhT, state);
@@ -562,7 +575,7 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
   std::unique_ptr<StepCall> dx_step;
   if (k.blocked) {
     ++blocked_runs;
-    k.to_wl_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, I}, {1, GH}), wl)},
+    k.to_wl_back.execute(s, {{DNNL_ARG_FROM, view(strided({GH, I}, {I, 1}), wl)},
                              {DNNL_ARG_TO, k.wl_back},
                              {DNNL_ARG_SCRATCHPAD, k.scratch}});
     dx_step.reset(new StepCall(k.dx_step, {{DNNL_ARG_SRC, &de},
@@ -598,25 +611,32 @@ void kernel_backward(Kernel& k, dnnl::stream& s, const float* x, const float* wl
   const memory da = view(strided({M, GH}, {GH, 1}), gates), sp = k.scratch;
   const memory h_t = view(strided({H, M}, {1, H}), hs);
   const int64_t gates_i = k.lstm ? GH : 2 * H;
+  float *dwi_k = k.dw.data(), *dwl_k = dwi_k + H * GH;  // (H, GH), (I, GH)
   k.dwi.execute(s, {{DNNL_ARG_SRC, h_t},
                     {DNNL_ARG_WEIGHTS,
                      k.blocked ? k.ga : view(strided({M, gates_i}, {GH, 1}), gates)},
-                    {DNNL_ARG_DST, view(strided({H, gates_i}, {GH, 1}), dwi)},
+                    {DNNL_ARG_DST, view(strided({H, gates_i}, {GH, 1}), dwi_k)},
                     {DNNL_ARG_SCRATCHPAD, sp}});
   if (!k.lstm)
     k.dwi_o.execute(s, {{DNNL_ARG_SRC, h_t},
                         {DNNL_ARG_WEIGHTS, view(strided({M, H}, {H, 1}), more)},
-                        {DNNL_ARG_DST, view(strided({H, H}, {GH, 1}), dwi + 2 * H)},
+                        {DNNL_ARG_DST, view(strided({H, H}, {GH, 1}), dwi_k + 2 * H)},
                         {DNNL_ARG_SCRATCHPAD, sp}});
   k.dwl.execute(s, {{DNNL_ARG_SRC, view(strided({I, M}, {1, I}), x)},
                     {DNNL_ARG_WEIGHTS, k.blocked ? k.ga : da},
-                    {DNNL_ARG_DST, view(strided({I, GH}, {GH, 1}), dwl)},
+                    {DNNL_ARG_DST, view(strided({I, GH}, {GH, 1}), dwl_k)},
                     {DNNL_ARG_SCRATCHPAD, sp}});
   if (!k.blocked)
     k.dx.execute(s, {{DNNL_ARG_SRC, da},
-                     {DNNL_ARG_WEIGHTS, view(strided({GH, I}, {1, GH}), wl)},
+                     {DNNL_ARG_WEIGHTS, view(strided({GH, I}, {I, 1}), wl)},
                      {DNNL_ARG_DST, view(strided({M, I}, {I, 1}), dx)},
                      {DNNL_ARG_SCRATCHPAD, sp}});
+  k.from_dwi.execute(s, {{DNNL_ARG_FROM, view(strided({H, GH}, {GH, 1}), dwi_k)},
+                         {DNNL_ARG_TO, view(strided({H, GH}, {1, H}), dwi)},
+                         {DNNL_ARG_SCRATCHPAD, sp}});
+  k.from_dwl.execute(s, {{DNNL_ARG_FROM, view(strided({I, GH}, {GH, 1}), dwl_k)},
+                         {DNNL_ARG_TO, view(strided({I, GH}, {1, I}), dwl)},
+                         {DNNL_ARG_SCRATCHPAD, sp}});
 }
 // ---------------------------------------------------------------------------------------
 
@@ -647,6 +667,13 @@ struct Plan {
   memory::desc wl_fwd, wi_fwd;
   memory wl_f, wi_f;  // the weights in the primitive's layouts
   dnnl::reorder to_wl_f, to_wi_f;
+  // The GRU's: the primitive's gates are u r o, PyTorch's r u (z) o (n), so each gate
+  // is reordered from PyTorch's layout (gate_l/gate_i: a gate of wl/wi) into plain
+  // ldigo (wl_g, wi_g), and from there; the bias (r u o hn) is permuted into bias_g.
+  memory::desc gate_l, gate_i, gate_l_to, gate_i_to;
+  dnnl::reorder to_gate_l, to_gate_i;
+  memory wl_g, wi_g;
+  std::vector<float> bias_g;
   memory scratch;  // user scratchpad of the primitive and reorders
   // A training plan's workspaces (what a forward keeps for its backward; see Slot); an
   // inference plan with a kernel has one, unstamped.
@@ -693,8 +720,12 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   const tag layer = Bc == 1 ? tag::tnc : tag::ntc;
   p->x = plain({T, Bc, I}, layer);
   p->state = plain({1, 1, Bc, H}, tag::ldnc);
-  p->wl = plain({1, 1, I, G, H}, tag::ldigo);
-  p->wi = plain({1, 1, H, G, H}, tag::ldigo);
+  // PyTorch's layout (G H, K) row-major, as ldigo dims (1, 1, K, gates, H)
+  auto torch = [&](int64_t K, int64_t gates) {
+    return memory::desc({1, 1, K, gates, H}, dt::f32, {G * H * K, G * H * K, 1, H * K, K});
+  };
+  p->wl = lstm ? torch(I, G) : plain({1, 1, I, G, H}, tag::ldigo);
+  p->wi = lstm ? torch(H, G) : plain({1, 1, H, G, H}, tag::ldigo);
   p->bias = plain({1, 1, lstm ? G : G + 1, H}, tag::ldgo);
   // y (B,T,D,H): this layer's outputs are every D-th row of H, so that a bidirectional
   // layer's concatenated output (B,T,2H) needs no copy; with D = 1 this is ntc (tnc).
@@ -731,9 +762,23 @@ std::shared_ptr<Plan> make_plan(int64_t kind, bool reverse, bool training, int64
   };
   p->wl_f = memory(p->wl_fwd, e), p->wi_f = memory(p->wi_fwd, e);
   p->to_wl_f = reorder(p->wl, p->wl_fwd), p->to_wi_f = reorder(p->wi, p->wi_fwd);
+  p->bytes = p->wl_fwd.get_size() + p->wi_fwd.get_size();
+  if (!lstm) {
+    // one gate of plain ldigo (1, 1, K, 1, H)
+    auto gate = [&](int64_t K) {
+      return memory::desc({1, 1, K, 1, H}, dt::f32, {G * H * K, G * H * K, G * H, H, 1});
+    };
+    p->gate_l = torch(I, 1), p->gate_i = torch(H, 1);
+    p->gate_l_to = gate(I), p->gate_i_to = gate(H);
+    p->to_gate_l = reorder(p->gate_l, p->gate_l_to);
+    p->to_gate_i = reorder(p->gate_i, p->gate_i_to);
+    p->wl_g = memory(p->wl, e), p->wi_g = memory(p->wi, e);
+    p->bias_g.resize(4 * H);
+    p->bytes += p->wl.get_size() + p->wi.get_size() + 4 * H * sizeof(float);
+  }
   p->scratch = memory(
       memory::desc({static_cast<int64_t>(std::max<size_t>(scratch, 1))}, dt::u8, tag::a), e);
-  p->bytes = scratch + p->wl_fwd.get_size() + p->wi_fwd.get_size();
+  p->bytes += scratch;
   return p;
 }
 
@@ -969,14 +1014,32 @@ void forward(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
                    floats(b.hT, o.state), floats(b.cT, o.state),
                    reinterpret_cast<float*>(ws->buf.get()));
   } else {
-    reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
-    reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
+    const size_t f = sizeof(float), GH = 3 * n.H;  // GH: the GRU's
+    memory bias = at(p.bias, b.bias, q.d * 4 * n.H * f);
+    if (p.lstm) {
+      reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
+      reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
+    } else {
+      const float* from = floats(b.bias, q.d * 4 * n.H * f);
+      for (int64_t g = 0; g < 3; ++g) {  // oneDNN's gate g is PyTorch's gate tg
+        const int64_t tg = g < 2 ? 1 - g : g;
+        reorder(s, p, p.to_gate_l, at(p.gate_l, wl, (q.d * GH + tg * n.H) * n.I * f),
+                at(p.gate_l_to, p.wl_g.get_data_handle(), g * n.H * f));
+        reorder(s, p, p.to_gate_i, at(p.gate_i, wi, (q.d * GH + tg * n.H) * n.H * f),
+                at(p.gate_i_to, p.wi_g.get_data_handle(), g * n.H * f));
+        std::memcpy(p.bias_g.data() + g * n.H, from + tg * n.H, n.H * f);
+      }
+      std::memcpy(p.bias_g.data() + GH, from + GH, n.H * f);  // b_hn
+      reorder(s, p, p.to_wl_f, p.wl_g, p.wl_f);
+      reorder(s, p, p.to_wi_f, p.wi_g, p.wi_f);
+      bias = memory(p.bias, cpu(), p.bias_g.data());
+    }
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC_LAYER, at(p.x, b.x, o.x)},
         {DNNL_ARG_SRC_ITER, at(p.state, b.h0, o.state)},
         {DNNL_ARG_WEIGHTS_LAYER, p.wl_f},
         {DNNL_ARG_WEIGHTS_ITER, p.wi_f},
-        {DNNL_ARG_BIAS, at(p.bias, b.bias, q.d * p.bias.get_size())},
+        {DNNL_ARG_BIAS, bias},
         {DNNL_ARG_DST_LAYER, at(p.y, b.y, o.y)},
         {DNNL_ARG_DST_ITER, at(p.state, b.hT, o.state)},
         {DNNL_ARG_SCRATCHPAD, p.scratch}};
