@@ -101,7 +101,7 @@ dnnl::engine& cpu() {
 // GRU, oneDNN's linear-before-reset form (PyTorch's GRU; jaxrnn/cells/gru.py), gates
 // in PyTorch's order r u o (its r z n), bias (b_r, b_u, b_o, b_hn):
 //
-//   a = x_t W_l + (b_u b_r b_o),  e = h_{t-1} W_i,  u = s(a_u + e_u),  r = s(a_r + e_r),
+//   a = x_t W_l + (b_r b_u b_o),  e = h_{t-1} W_i,  r = s(a_r + e_r),  u = s(a_u + e_u),
 //   q = e_o + b_hn,  o = tanh(a_o + r q),  h_t = u h_{t-1} + (1 - u) o;
 //
 //   backward: da_o = dh (1 - u) (1 - o^2),  da_u = dh (h_{t-1} - o) u (1 - u),
@@ -384,7 +384,7 @@ struct Kernel {
   // contiguous, block (r, n) at r sK + n sN (oneDNN's BA16a64b on AVX-512). Given plain,
   // each of those matmuls packs them first, from memory (26 MB at shape b, twice). dx is
   // then a matmul per step, from the step's dz (e). The GRU's dW_i reads da_o r, not
-  // da_o, and brgemm declines the u, r columns' row-strided dW_i: blocked, it was 3-5 %
+  // da_o, and brgemm declines the r, u columns' row-strided dW_i: blocked, it was 3-5 %
   // slower (benchmarks/README.md), so it stays plain.
   bool blocked = false;
   int64_t KB = 0, NB = 0, sK = 0, sN = 0;
@@ -1014,12 +1014,14 @@ void forward(Plan& p, Shape n, const Part& q, const Buffers& b, const void* wl,
                    floats(b.hT, o.state), floats(b.cT, o.state),
                    reinterpret_cast<float*>(ws->buf.get()));
   } else {
-    const size_t f = sizeof(float), GH = 3 * n.H;  // GH: the GRU's
-    memory bias = at(p.bias, b.bias, q.d * 4 * n.H * f);
+    const size_t f = sizeof(float);
+    memory bias;
     if (p.lstm) {
       reorder(s, p, p.to_wl_f, at(p.wl, wl, q.d * p.wl.get_size()), p.wl_f);
       reorder(s, p, p.to_wi_f, at(p.wi, wi, q.d * p.wi.get_size()), p.wi_f);
+      bias = at(p.bias, b.bias, q.d * p.bias.get_size());
     } else {
+      const size_t GH = 3 * n.H;
       const float* from = floats(b.bias, q.d * 4 * n.H * f);
       for (int64_t g = 0; g < 3; ++g) {  // oneDNN's gate g is PyTorch's gate tg
         const int64_t tg = g < 2 ? 1 - g : g;
@@ -1233,7 +1235,8 @@ extern "C" int64_t jaxrnn_onednn_prepare(int64_t kind, int64_t reverse, bool tra
 
 // For tests: the gate gradients' bytes from which a chunk's backward keeps them blocked
 // (Kernel::blocked), set if `bytes` >= 0 (plans made before keep theirs); the old value,
-// and in `runs` how many chunks' backwards have run blocked.
+// and in `runs` how many chunks' backwards have run blocked (runs[0]) and how many
+// chunks' forwards and backwards have run their step products by gemv() (runs[1]).
 extern "C" int64_t jaxrnn_onednn_blocked(int64_t bytes, int64_t* runs) {
   runs[0] = blocked_runs.load(), runs[1] = gemv_runs.load();
   return bytes < 0 ? blocked_from.load() : blocked_from.exchange(bytes);
